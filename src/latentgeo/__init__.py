@@ -1,3 +1,31 @@
 """latentgeo: Riemannian geometry of learned latent spaces in JAX."""
 
+from ._curve import AbstractCurve as AbstractCurve, CubicSpline as CubicSpline
+from ._ensemble import EnsembleDecoder as EnsembleDecoder
+from ._geodesic import (
+    LENGTH_POINTS as LENGTH_POINTS,
+    GeodesicResult as GeodesicResult,
+    geodesic as geodesic,
+)
+from ._metric import (
+    AbstractMetric as AbstractMetric,
+    AbstractPullbackMetric as AbstractPullbackMetric,
+    AbstractTensorMetric as AbstractTensorMetric,
+    ExpectedMetric as ExpectedMetric,
+    PullbackMetric as PullbackMetric,
+)
+from ._objective import CurveObjective as CurveObjective
+from ._pairwise import (
+    PairwiseResult as PairwiseResult,
+    pairwise_distances as pairwise_distances,
+    pairwise_geodesics as pairwise_geodesics,
+)
+from ._solvers import (
+    RESULTS as RESULTS,
+    AbstractCurveSolver as AbstractCurveSolver,
+    LevenbergMarquardt as LevenbergMarquardt,
+    Minimisation as Minimisation,
+    OptaxSolver as OptaxSolver,
+)
+
 __version__ = "0.1.0"

@@ -1,0 +1,199 @@
+"""Curves with fixed end points: the search space of geodesic solvers."""
+
+import abc
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+# Geometry needs full float32 products; GPUs default to reduced precision.
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+class AbstractCurve(eqx.Module):
+    r"""A curve $\gamma: [0, 1] \to \mathbb{R}^d$ with fixed end points.
+
+    Subclasses implement `__call__` and `derivative`; both take a batch of times.
+    """
+
+    z0: eqx.AbstractVar[Float[Array, " d"]]
+    z1: eqx.AbstractVar[Float[Array, " d"]]
+
+    @abc.abstractmethod
+    def __call__(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
+        """Points $\\gamma(t)$ for times `t` in $[0, 1]$, shape `(n, d)`."""
+
+    @abc.abstractmethod
+    def derivative(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
+        """Velocities $\\gamma'(t)$, shape `(n, d)`."""
+
+
+@functools.cache
+def _deviation_basis(num_segments: int) -> np.ndarray:
+    """Basis of cubic-spline deviations that vanish at both ends, orthonormal in
+    $L^2[0, 1]$.
+
+    Segment $j$ holds a cubic $a_j + b_j t + c_j t^2 + d_j t^3$ in the global time
+    $t$. The coefficients $(4n,)$ satisfy $3(n - 1) + 2$ linear constraints: zero at
+    $t = 0$ and $t = 1$, and value, slope and curvature continuity at the $n - 1$
+    inner knots; their null space has dimension $n + 1$. A null-space basis that
+    is orthonormal in coefficient space is badly conditioned as functions
+    (monomials in global time), which makes energy Hessians singular in float32;
+    so the basis is re-orthonormalised in $L^2$ (Gram matrix by Gauss–Legendre
+    quadrature, exact for these degree-6 products). Returns shape `(4n, n + 1)`.
+    """
+    n = num_segments
+    knots = np.linspace(0.0, 1.0, n + 1)
+    rows = []
+
+    def powers(t: float, order: int) -> np.ndarray:
+        # d^order/dt^order of (1, t, t^2, t^3)
+        values = [[1, t, t**2, t**3], [0, 1, 2 * t, 3 * t**2], [0, 0, 2, 6 * t]]
+        return np.asarray(values[order], dtype=np.float64)
+
+    start = np.zeros(4 * n)
+    start[0:4] = powers(0.0, 0)
+    end = np.zeros(4 * n)
+    end[4 * (n - 1) :] = powers(1.0, 0)
+    rows += [start, end]
+    for j in range(1, n):
+        for order in range(3):
+            row = np.zeros(4 * n)
+            row[4 * (j - 1) : 4 * j] = powers(knots[j], order)
+            row[4 * j : 4 * (j + 1)] = -powers(knots[j], order)
+            rows.append(row)
+    constraints = np.stack(rows)
+    _, _, vt = np.linalg.svd(constraints)
+    null_space = vt[constraints.shape[0] :].T  # (4n, n + 1)
+    nodes, node_weights = np.polynomial.legendre.leggauss(4)
+    gram = np.zeros((n + 1, n + 1))
+    for j in range(n):
+        t = knots[j] + (nodes + 1) * 0.5 / n
+        values = np.stack([t**0, t, t**2, t**3], axis=1) @ null_space[4 * j : 4 * j + 4]
+        gram += values.T @ (values * (node_weights * 0.5 / n)[:, None])
+    cholesky = np.linalg.cholesky(gram)
+    return null_space @ np.linalg.inv(cholesky).T
+
+
+class CubicSpline(AbstractCurve):
+    r"""A cubic spline from `z0` to `z1`: the straight line plus a $C^2$ piecewise
+    cubic deviation that is zero at both ends.
+
+    With $n$ segments the deviation has $n + 1$ free parameters per latent
+    dimension (the null space of the end-point and continuity constraints, in an
+    orthonormal basis). Zero parameters give the straight line. End points are
+    exact by construction, never by optimisation.
+
+    **Attributes:**
+
+    - `z0`, `z1`: end points, shape `(d,)`.
+    - `params`: deviation coefficients, shape `(n + 1, d)`.
+
+    **Example:**
+
+    ```python
+    curve = lg.CubicSpline.straight(z0, z1, num_segments=10)
+    curve(jnp.linspace(0, 1, 5))  # (5, d)
+    ```
+    """
+
+    z0: Float[Array, " d"]
+    z1: Float[Array, " d"]
+    params: Float[Array, "n_plus_1 d"]
+
+    def __check_init__(self):
+        # Leading batch axes (e.g. one curve per pair) are allowed if they agree.
+        z0, z1, params = map(jnp.shape, (self.z0, self.z1, self.params))
+        if len(z0) < 1 or z1 != z0:
+            raise ValueError(
+                f"`z0` and `z1` must both have shape (d,); got {z0} and {z1}."
+            )
+        if len(params) != len(z0) + 1 or params[:-2] + params[-1:] != z0:
+            raise ValueError(
+                f"`params` has shape {params}, expected (num_segments + 1, {z0[-1]})."
+            )
+        if params[-2] < 2:
+            raise ValueError("A CubicSpline needs at least one segment.")
+
+    @classmethod
+    def straight(
+        cls, z0: Float[Array, " d"], z1: Float[Array, " d"], num_segments: int = 10
+    ) -> "CubicSpline":
+        """The straight line from `z0` to `z1` as a spline of `num_segments`."""
+        z0 = _as_float(z0)
+        params = jnp.zeros((num_segments + 1, z0.shape[-1]), jnp.result_type(z0))
+        return cls(z0, jnp.asarray(z1, z0.dtype), params)
+
+    @classmethod
+    def fit(
+        cls,
+        points: Float[Array, "m d"],
+        num_segments: int = 10,
+        times: Float[Array, " m"] | None = None,
+    ) -> "CubicSpline":
+        """Least-squares spline through `points`, with exact end points.
+
+        **Arguments:**
+
+        - `points`: `(m, d)` points along a path, from `z0 = points[0]` to
+          `z1 = points[-1]` (e.g. a shortest path in a graph).
+        - `num_segments`: $n$, the spline's number of segments.
+        - `times`: `(m,)` increasing times in $[0, 1]$ of the points; by default
+          proportional to cumulative Euclidean arc length (chord length).
+
+        **Returns:** the `CubicSpline` closest to the points in least squares.
+        """
+        points = _as_float(points)
+        if points.ndim != 2 or points.shape[0] < 2:
+            raise ValueError(f"`points` has shape {points.shape}, expected (m>=2, d).")
+        z0, z1 = points[0], points[-1]
+        if times is None:
+            steps = jnp.linalg.norm(jnp.diff(points, axis=0), axis=1)
+            cumulative = jnp.concatenate([jnp.zeros(1, steps.dtype), jnp.cumsum(steps)])
+            times = cumulative / jnp.maximum(cumulative[-1], jnp.finfo(steps.dtype).tiny)
+        line = z0 + times[:, None] * (z1 - z0)
+        design = _design_matrix(times, num_segments, 0)
+        params, *_ = jnp.linalg.lstsq(design, points - line)
+        return cls(z0, z1, params.astype(points.dtype))
+
+    @property
+    def num_segments(self) -> int:
+        return self.params.shape[-2] - 1
+
+    def __call__(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
+        t = jnp.asarray(t, self.params.dtype)
+        line = self.z0 + t[:, None] * (self.z1 - self.z0)
+        design = _design_matrix(t, self.num_segments, 0)
+        return line + jnp.matmul(design, self.params, precision=_HIGHEST)
+
+    def derivative(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
+        t = jnp.asarray(t, self.params.dtype)
+        design = _design_matrix(t, self.num_segments, 1)
+        slope = jnp.matmul(design, self.params, precision=_HIGHEST)
+        return (self.z1 - self.z0) + slope
+
+
+def _design_matrix(t: Array, num_segments: int, order: int) -> Array:
+    """Map from spline parameters to the `order`-th derivative at times `t`.
+
+    Shape `(len(t), num_segments + 1)`: row $i$ evaluates the basis deviations
+    (or their derivative) at `t[i]`.
+    """
+    basis = jnp.asarray(_deviation_basis(num_segments), t.dtype)
+    segment = jnp.clip(jnp.floor(t * num_segments).astype(int), 0, num_segments - 1)
+    if order == 0:
+        monomials = jnp.stack([jnp.ones_like(t), t, t**2, t**3], axis=-1)
+    else:
+        monomials = jnp.stack(
+            [jnp.zeros_like(t), jnp.ones_like(t), 2 * t, 3 * t**2], axis=-1
+        )
+    coefficients = basis.reshape(num_segments, 4, -1)[segment]  # (n_t, 4, n+1)
+    return jnp.einsum("tc,tcp->tp", monomials, coefficients, precision=_HIGHEST)
+
+
+def _as_float(x) -> Array:
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float)
