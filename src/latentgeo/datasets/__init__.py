@@ -1,0 +1,9 @@
+"""Datasets for latent-geometry experiments; nothing is downloaded.
+
+Synthetic generators return `(latents, observations)`; image loaders return
+`(images, labels)`. All data are numpy float32 arrays, labels int64.
+"""
+
+from ._synthetic import make_circle as make_circle
+from ._synthetic import make_gap_curve as make_gap_curve
+from ._synthetic import make_two_moons as make_two_moons
