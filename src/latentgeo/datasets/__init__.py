@@ -4,6 +4,8 @@ Synthetic generators return `(latents, observations)`; image loaders return
 `(images, labels)`. All data are numpy float32 arrays, labels int64.
 """
 
+from ._bundled import load_digits as load_digits
+from ._bundled import load_mnist_subset as load_mnist_subset
 from ._synthetic import make_circle as make_circle
 from ._synthetic import make_gap_curve as make_gap_curve
 from ._synthetic import make_two_moons as make_two_moons
