@@ -1,0 +1,14 @@
+"""Datasets for latent-geometry experiments; nothing is downloaded.
+
+Synthetic generators return `(latents, observations)`; image loaders return
+`(images, labels)`. All data are numpy float32 arrays, labels int64.
+"""
+
+from ._bundled import load_digits as load_digits
+from ._bundled import load_mnist_subset as load_mnist_subset
+from ._files import load_idx as load_idx
+from ._files import load_mnist as load_mnist
+from ._files import load_npz as load_npz
+from ._synthetic import make_circle as make_circle
+from ._synthetic import make_gap_curve as make_gap_curve
+from ._synthetic import make_two_moons as make_two_moons
