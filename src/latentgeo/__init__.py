@@ -1,12 +1,14 @@
 """latentgeo: Riemannian geometry of learned latent spaces in JAX."""
 
 from ._curve import AbstractCurve as AbstractCurve, CubicSpline as CubicSpline
+from . import datasets as datasets
 from ._ensemble import EnsembleDecoder as EnsembleDecoder
 from ._geodesic import (
     LENGTH_POINTS as LENGTH_POINTS,
     GeodesicResult as GeodesicResult,
     geodesic as geodesic,
 )
+from ._kmeans import KMeansResult as KMeansResult, kmeans as kmeans
 from ._metric import (
     AbstractMetric as AbstractMetric,
     AbstractPullbackMetric as AbstractPullbackMetric,
@@ -27,5 +29,6 @@ from ._solvers import (
     Minimisation as Minimisation,
     OptaxSolver as OptaxSolver,
 )
+from ._train import train_decoders as train_decoders
 
 __version__ = "0.1.0"

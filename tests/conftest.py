@@ -1,0 +1,13 @@
+import jax
+import pytest
+
+# Silent broadcasting and dtype promotion fail loudly in the test suite.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture
+def getkey():
+    """A fresh PRNG key per call, deterministic per test."""
+    keys = iter(jax.random.split(jax.random.key(0), 1000))
+    return lambda: next(keys)
