@@ -8,6 +8,7 @@ from ._geodesic import (
     GeodesicResult as GeodesicResult,
     geodesic as geodesic,
 )
+from ._graph import GraphPaths as GraphPaths, graph_paths as graph_paths
 from ._kmeans import KMeansResult as KMeansResult, kmeans as kmeans
 from ._metric import (
     AbstractMetric as AbstractMetric,
