@@ -15,32 +15,36 @@ def call_module(module: Callable[[Array], Array], z: Array) -> Array:
 
 
 def infer_latent_dim(apply: Callable, member_params: PyTree) -> int:
-    """Find the unique latent dimension in 1..512 that `apply` accepts.
+    """The latent dimension `apply` accepts.
 
     Reads `in_size`/`in_features` from equinox modules first (an `eqx.nn.MLP`, a
     `eqx.nn.Linear`, or a module whose first layer is one); otherwise probes
-    `apply` with `jax.eval_shape`, which costs no FLOPs.
+    `apply` with `eqx.filter_eval_shape` (no FLOPs) for the smallest accepted size
+    in 1..512, and checks that the next size is refused, so a decoder that takes
+    any input size (elementwise only) is not silently given a wrong one.
     """
     for candidate in (member_params, *getattr(member_params, "layers", ())[:1]):
         size = getattr(candidate, "in_size", getattr(candidate, "in_features", None))
         if isinstance(size, int):
             return size
-    accepted = []
-    for dim in range(1, 513):
+
+    def accepts(dim: int) -> bool:
         try:
-            eqx.filter_eval_shape(apply, member_params, jax.ShapeDtypeStruct((dim,), float))
-        except Exception:  # noqa: BLE001 - any failure means "not this dimension"
-            continue
-        accepted.append(dim)
-        if len(accepted) > 1:
-            break
-    if len(accepted) != 1:
+            eqx.filter_eval_shape(
+                apply, member_params, jax.ShapeDtypeStruct((dim,), float)
+            )
+        except Exception:  # noqa: BLE001 - any failure means "not this size"
+            return False
+        return True
+
+    dim = next((d for d in range(1, 513) if accepts(d)), None)
+    if dim is None or accepts(dim + 1):
         raise ValueError(
-            "Could not infer the latent dimension of the decoder "
-            f"(it accepts {'no' if not accepted else 'several'} input sizes "
-            "in 1..512); pass `latent_dim=` explicitly."
+            "Could not infer the latent dimension of the decoder (it accepts "
+            f"{'no input size in 1..512' if dim is None else 'several input sizes'})"
+            "; pass `latent_dim=` explicitly."
         )
-    return accepted[0]
+    return dim
 
 
 def _first_member(params: PyTree) -> PyTree:
@@ -195,7 +199,7 @@ class EnsembleDecoder(eqx.Module):
         if num_members < 1:
             raise ValueError(f"`num_members` must be at least 1, got {num_members}.")
         keys = jax.random.split(key, num_members)
-        params = eqx.filter_vmap(make_member)(keys)
+        params = eqx.filter_jit(eqx.filter_vmap(make_member))(keys)
         return cls(call_module, params, latent_dim=latent_dim)
 
     @classmethod

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from tqdm.auto import tqdm
 
 from ._curve import CubicSpline
@@ -107,7 +107,7 @@ def _save_checkpoint(path: Path, fingerprint: str, state: dict) -> None:
 
 def pairwise_geodesics(
     metric: AbstractMetric,
-    points: Float[Array, "N d"],
+    points: Float[ArrayLike, "N d"],
     *,
     batch_size: int = 64,
     init: CubicSpline | None = None,
@@ -238,7 +238,7 @@ def pairwise_geodesics(
 
 
 def pairwise_distances(
-    metric: AbstractMetric, points: Float[Array, "N d"], **kwargs
+    metric: AbstractMetric, points: Float[ArrayLike, "N d"], **kwargs
 ) -> Float[Array, "N N"]:
     """Geodesic distance matrix between all pairs of `points`.
 

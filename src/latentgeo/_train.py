@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from tqdm.auto import tqdm
 
 from ._ensemble import EnsembleDecoder
@@ -31,8 +31,8 @@ def _check_training_data(ensemble: EnsembleDecoder, latents, data):
 
 def train_decoders(
     ensemble: EnsembleDecoder,
-    latents: Float[Array, "N d"],
-    data: Float[Array, "N *out"],
+    latents: Float[ArrayLike, "N d"],
+    data: Float[ArrayLike, "N *out"],
     *,
     key: PRNGKeyArray,
     num_steps: int = 2000,
