@@ -506,11 +506,12 @@ def indicatrices(
     - `resolution`: ellipses per axis (7).
     - `scale`: factor applied to every ellipse; default `None` chooses it so the
       largest semi-axis is 0.45 grid spacings (no overlaps). The value used is in
-      the title.
+      the legend.
     - `ax`: the axes to draw on; default a new figure.
 
     **Returns:** the `matplotlib.axes.Axes`; the ellipses are a `PolyCollection`
-    (its last collection), one closed polygon per drawn grid point.
+    (its last collection), one closed polygon per drawn grid point. No title is
+    set, so it can be drawn over a map.
 
     **Raises:** `TypeError` if `metric` is not an `AbstractMetric`; `ValueError`
     as for `uncertainty_map`, or for a non-positive `scale`.
@@ -543,12 +544,11 @@ def indicatrices(
         facecolors="tab:orange",
         edgecolors="tab:red",
         alpha=0.6,
+        label=f"indicatrices $v^\\top G v = 1$, scaled by {scale:.3g}",
     )
     ax.add_collection(collection)
     ax.autoscale_view()
-    ax.set_title(
-        _title(f"indicatrices $v^\\top G v = 1$, scaled by {scale:.3g}", plane)
-    )
+    ax.legend(fontsize="small")
     _label_axes(ax, plane)
     return ax
 
