@@ -153,7 +153,8 @@ def _grid(plane: _Plane, points, bounds, resolution: int):
     xmin, xmax, ymin, ymax = map(float, bounds)
     if not (xmin < xmax and ymin < ymax):
         raise ValueError(
-            f"`bounds` {bounds} is empty: need xmin < xmax and ymin < ymax."
+            f"`bounds` {bounds} is empty: need xmin < xmax and ymin < ymax "
+            "(points on a line span no area; pass `bounds`)."
         )
     dtype = jnp.result_type(float)
     xs = np.linspace(xmin, xmax, resolution)
@@ -264,41 +265,39 @@ def latents(
     """
     points = _as_points(points, None)
     plane = _plane(points.shape[1], points)
-    ax = _new_axes(ax)
-    uv = plane.project(points)
-    if labels is None:
-        ax.scatter(uv[:, 0], uv[:, 1], s=8, color="tab:blue")
-    else:
+    if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (points.shape[0],):
             raise ValueError(
                 f"`labels` has shape {labels.shape}, expected ({points.shape[0]},) "
                 "to match `points`."
             )
-        classes = np.unique(labels)
+    paths = [] if curves is None else _curve_points(curves, points.shape[1])
+    ax = _new_axes(ax)
+    uv = plane.project(points)
+    if labels is None:
+        ax.scatter(uv[:, 0], uv[:, 1], s=8, color="tab:blue")
+    else:
         import matplotlib
 
+        classes = np.unique(labels)
         colormap = matplotlib.colormaps["tab10" if classes.size <= 10 else "viridis"]
         for index, label in enumerate(classes):
             colour = colormap(index if classes.size <= 10 else index / classes.size)
             members = uv[labels == label]
             ax.scatter(members[:, 0], members[:, 1], s=8, color=colour, label=label)
-    if curves is not None:
-        paths = plane.project(_curve_points(curves, points.shape[1]))
-        for index, path in enumerate(paths):
-            first = index == 0
-            if straight:
-                ends = path[[0, -1]]
-                ax.plot(
-                    *ends.T,
-                    "--",
-                    color="0.4",
-                    lw=1,
-                    label="straight line" if first else None,
-                )
+    for index, path in enumerate(plane.project(path) for path in paths):
+        first = index == 0
+        if straight:
+            ends = path[[0, -1]]
             ax.plot(
-                *path.T, color="tab:red", lw=1.5, label="geodesic" if first else None
+                *ends.T,
+                "--",
+                color="0.4",
+                lw=1,
+                label="straight line" if first else None,
             )
+        ax.plot(*path.T, color="tab:red", lw=1.5, label="geodesic" if first else None)
     if labels is not None or curves is not None:
         ax.legend(fontsize="small")
     _label_axes(ax, plane)
