@@ -2,6 +2,7 @@
 
 from ._curve import AbstractCurve as AbstractCurve, CubicSpline as CubicSpline
 from . import datasets as datasets
+from . import plot as plot
 from ._ensemble import EnsembleDecoder as EnsembleDecoder
 from ._geodesic import (
     LENGTH_POINTS as LENGTH_POINTS,
