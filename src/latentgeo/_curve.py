@@ -154,7 +154,7 @@ class CubicSpline(AbstractCurve):
             steps = jnp.linalg.norm(jnp.diff(points, axis=0), axis=1)
             cumulative = jnp.concatenate([jnp.zeros(1, steps.dtype), jnp.cumsum(steps)])
             times = cumulative / jnp.maximum(cumulative[-1], jnp.finfo(steps.dtype).tiny)
-        line = z0 + times[:, None] * (z1 - z0)
+        line = z0[None] + times[:, None] * (z1 - z0)[None]
         design = _design_matrix(times, num_segments, 0)
         params, *_ = jnp.linalg.lstsq(design, points - line)
         return cls(z0, z1, params.astype(points.dtype))
@@ -165,7 +165,7 @@ class CubicSpline(AbstractCurve):
 
     def __call__(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
         t = jnp.asarray(t, self.params.dtype)
-        line = self.z0 + t[:, None] * (self.z1 - self.z0)
+        line = self.z0[None] + t[:, None] * (self.z1 - self.z0)[None]
         design = _design_matrix(t, self.num_segments, 0)
         return line + jnp.matmul(design, self.params, precision=_HIGHEST)
 
@@ -173,7 +173,7 @@ class CubicSpline(AbstractCurve):
         t = jnp.asarray(t, self.params.dtype)
         design = _design_matrix(t, self.num_segments, 1)
         slope = jnp.matmul(design, self.params, precision=_HIGHEST)
-        return (self.z1 - self.z0) + slope
+        return (self.z1 - self.z0)[None] + slope
 
 
 def _design_matrix(t: Array, num_segments: int, order: int) -> Array:
