@@ -223,7 +223,8 @@ def pairwise_geodesics(
     converged = np.eye(n, dtype=bool)
     converged[rows, cols] = converged_pairs
     converged |= converged.T
-    curves = CubicSpline(
+    # Built under vmap so that each curve is checked with its own (d,) shapes.
+    curves = jax.vmap(CubicSpline)(
         jnp.asarray(points[rows]),
         jnp.asarray(points[cols]),
         jnp.asarray(state["params"], dtype),
