@@ -23,6 +23,7 @@ from ._pairwise import (
     pairwise_distances as pairwise_distances,
     pairwise_geodesics as pairwise_geodesics,
 )
+from ._rbf import RBFVarianceMetric as RBFVarianceMetric
 from ._solvers import (
     RESULTS as RESULTS,
     AbstractCurveSolver as AbstractCurveSolver,
