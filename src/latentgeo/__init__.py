@@ -22,6 +22,11 @@ from ._pairwise import (
     pairwise_distances as pairwise_distances,
     pairwise_geodesics as pairwise_geodesics,
 )
+from ._serialisation import (
+    load_checkpoint as load_checkpoint,
+    read_checkpoint_header as read_checkpoint_header,
+    save_checkpoint as save_checkpoint,
+)
 from ._solvers import (
     RESULTS as RESULTS,
     AbstractCurveSolver as AbstractCurveSolver,
