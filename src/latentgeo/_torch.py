@@ -208,7 +208,8 @@ def _convert(layer: "torch.nn.Module", where: str) -> list[eqx.Module]:
     try:
         return [converter(layer)]
     except (ValueError, NotImplementedError) as error:
-        raise ValueError(f"{where} ({name}) cannot be converted: {error}.") from error
+        message = str(error).rstrip(".")
+        raise ValueError(f"{where} ({name}) cannot be converted: {message}.") from error
 
 
 def from_torch(
