@@ -266,10 +266,10 @@ def _rebuild(header: dict, path: Path) -> EnsembleDecoder:
         and architecture.get("member") == _MLP
     ):
         raise ValueError(
-            f"{path} holds a {header['kind']} that cannot be rebuilt from its header "
-            "(only an EnsembleDecoder of eqx.nn.MLP members with jax.nn activations "
-            "can); pass `like=`, a module of the same structure, e.g. "
-            "`eqx.filter_eval_shape(make_module, key)`."
+            f"{path} holds a checkpoint of class `{header['kind']}`, which cannot be "
+            "rebuilt from its header (only an EnsembleDecoder of eqx.nn.MLP members "
+            "with jax.nn activations can); pass `like=`, a module of the same "
+            "structure, e.g. `eqx.filter_eval_shape(make_module, key)`."
         )
     unknown = {
         architecture[field]
