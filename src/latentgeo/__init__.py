@@ -24,6 +24,11 @@ from ._pairwise import (
     pairwise_geodesics as pairwise_geodesics,
 )
 from ._rbf import RBFVarianceMetric as RBFVarianceMetric
+from ._serialisation import (
+    load_checkpoint as load_checkpoint,
+    read_checkpoint_header as read_checkpoint_header,
+    save_checkpoint as save_checkpoint,
+)
 from ._solvers import (
     RESULTS as RESULTS,
     AbstractCurveSolver as AbstractCurveSolver,

@@ -1,6 +1,6 @@
 """Decoder ensembles stored as one pytree with a leading member axis."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -221,6 +221,50 @@ class EnsembleDecoder(eqx.Module):
         - `latent_dim`: $d$; inferred by probing `apply_fn` when omitted.
         """
         return cls(apply_fn, stacked_params, latent_dim=latent_dim)
+
+    @classmethod
+    def from_torch(
+        cls, members: Iterable[Any], *, latent_dim: int | None = None
+    ) -> "EnsembleDecoder":
+        """Convert PyTorch `torch.nn.Sequential` decoders into an ensemble.
+
+        Each layer becomes its equinox equivalent (`Linear`, `Conv2d`,
+        `ConvTranspose2d` with stride, padding, output padding, dilation, groups
+        and padding mode; `Flatten`, `Unflatten`; `ReLU`, `ELU`, `LeakyReLU`,
+        `Tanh`, `Sigmoid`, `Softplus` with their parameters; nested `Sequential`s
+        are flattened), then the members are stacked with
+        [`EnsembleDecoder.from_members`][latentgeo.EnsembleDecoder.from_members].
+        Each torch decoder is read as acting on a batch: `Flatten`/`Unflatten`
+        dimensions count the batch axis, which the equinox members (taking one
+        `z` of shape `(d,)`) do not have. Requires PyTorch
+        (`pip install 'latentgeo[torch]'`).
+
+        **Arguments:**
+
+        - `members`: $K \\ge 1$ `torch.nn.Sequential` decoders of one architecture.
+        - `latent_dim`: $d$; inferred when omitted.
+
+        **Returns:** an `EnsembleDecoder` whose `member(k)` matches `members[k]`.
+
+        **Raises:**
+
+        - `ImportError` if PyTorch is not installed.
+        - `TypeError` if a member is not a `torch.nn.Sequential`.
+        - `ValueError` naming the layer and its index (e.g. `members[0][3]`) for
+          an unsupported layer or setting, or as `from_members` for members of
+          different architectures.
+
+        **Example:**
+
+        ```python
+        decoders = [torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.ELU(),
+                                        torch.nn.Linear(64, 784)) for _ in range(8)]
+        ens = lg.EnsembleDecoder.from_torch(decoders)
+        ```
+        """
+        from ._torch import from_torch
+
+        return from_torch(members, latent_dim=latent_dim)
 
     def check_latent(self, z: Array, name: str = "z") -> None:
         """Raise `ValueError` (at trace time) unless `z` has shape `(latent_dim,)`."""
