@@ -92,7 +92,9 @@ def train_decoders(
                 step_key, (ensemble.num_members, batch_size), 0, latents.shape[0]
             )
             grads, loss = jax.grad(loss_fn, has_aux=True)(params, indices)
-            updates, opt_state = optimiser.update(grads, opt_state, params)
+            # optax mixes Python floats with int32 step counts internally.
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = optimiser.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
         return jax.lax.scan(step, (params, opt_state), keys)
