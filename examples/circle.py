@@ -6,6 +6,13 @@ trained on them; off the data (the hole in the middle) the members disagree, so
 the expected metric grows there and geodesics between opposite points of the
 circle go around the hole instead of through it.
 
+The members are initialised with weights `PRIOR_SCALE` times larger than the
+default: seen as posterior samples, the ensemble needs a broad prior to disagree
+where no data constrains it. With the default scale, smooth members interpolate
+across the hole almost identically and the metric there is barely larger than
+on the data (measured: 1.0x-1.3x); with scale 6 it is about 5x, which is what
+makes going around (length ~7) shorter than crossing (length ~22).
+
 Run: `python examples/circle.py [--output circle.png]` (about a minute on a
 laptop CPU). It prints geodesic and straight-line lengths, checks that every
 geodesic avoids the hole, and saves a figure.
@@ -22,13 +29,16 @@ import numpy as np
 
 import latentgeo as lg
 
+PRIOR_SCALE = 6.0
+
 
 def main(output: str, num_members: int, num_steps: int, seed: int) -> int:
     latents, observations = lg.datasets.make_circle(500, noise=0.05, seed=seed)
     key_init, key_train = jax.random.split(jax.random.key(seed))
 
     def make_member(key):
-        return eqx.nn.MLP(2, observations.shape[1], 64, 2, activation=jax.nn.elu, key=key)
+        mlp = eqx.nn.MLP(2, observations.shape[1], 128, 2, activation=jnp.tanh, key=key)
+        return jax.tree.map(lambda w: PRIOR_SCALE * w if eqx.is_array(w) else w, mlp)
 
     ensemble = lg.EnsembleDecoder.init(make_member, num_members, key=key_init)
     start = time.perf_counter()

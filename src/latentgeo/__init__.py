@@ -2,6 +2,7 @@
 
 from ._curve import AbstractCurve as AbstractCurve, CubicSpline as CubicSpline
 from . import datasets as datasets
+from . import plot as plot
 from ._ensemble import EnsembleDecoder as EnsembleDecoder
 from ._geodesic import (
     LENGTH_POINTS as LENGTH_POINTS,
@@ -22,6 +23,12 @@ from ._pairwise import (
     PairwiseResult as PairwiseResult,
     pairwise_distances as pairwise_distances,
     pairwise_geodesics as pairwise_geodesics,
+)
+from ._rbf import RBFVarianceMetric as RBFVarianceMetric
+from ._serialisation import (
+    load_checkpoint as load_checkpoint,
+    read_checkpoint_header as read_checkpoint_header,
+    save_checkpoint as save_checkpoint,
 )
 from ._solvers import (
     RESULTS as RESULTS,

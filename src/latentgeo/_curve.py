@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 # Geometry needs full float32 products; GPUs default to reduced precision.
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -33,49 +33,47 @@ class AbstractCurve(eqx.Module):
 
 @functools.cache
 def _deviation_basis(num_segments: int) -> np.ndarray:
-    """Basis of cubic-spline deviations that vanish at both ends, orthonormal in
+    r"""Basis of cubic-spline deviations that vanish at both ends, orthonormal in
     $L^2[0, 1]$.
 
-    Segment $j$ holds a cubic $a_j + b_j t + c_j t^2 + d_j t^3$ in the global time
-    $t$. The coefficients $(4n,)$ satisfy $3(n - 1) + 2$ linear constraints: zero at
-    $t = 0$ and $t = 1$, and value, slope and curvature continuity at the $n - 1$
-    inner knots; their null space has dimension $n + 1$. A null-space basis that
-    is orthonormal in coefficient space is badly conditioned as functions
-    (monomials in global time), which makes energy Hessians singular in float32;
-    so the basis is re-orthonormalised in $L^2$ (Gram matrix by Gauss–Legendre
-    quadrature, exact for these degree-6 products). Returns shape `(4n, n + 1)`.
+    Segment $j$ holds a cubic $a_j + b_j s + c_j s^2 + d_j s^3$ in its local time
+    $s = n t - j \in [0, 1]$ (local coordinates keep the coefficients of order one,
+    so float32 evaluation does not cancel). The coefficients $(4n,)$ satisfy
+    $3(n - 1) + 2$ linear constraints: zero at both ends, and value, slope and
+    curvature continuity at the $n - 1$ inner knots (the chain-rule factor $n$ is
+    the same on both sides of a knot); the null space has dimension $n + 1$. It is
+    orthonormalised in $L^2$ (Gram matrix by Gauss–Legendre quadrature, exact for
+    these degree-6 products): a basis orthonormal in coefficient space is badly
+    conditioned as functions, which makes energy Hessians singular in float32.
+    Returns shape `(4n, n + 1)`.
     """
     n = num_segments
-    knots = np.linspace(0.0, 1.0, n + 1)
-    rows = []
 
-    def powers(t: float, order: int) -> np.ndarray:
-        # d^order/dt^order of (1, t, t^2, t^3)
-        values = [[1, t, t**2, t**3], [0, 1, 2 * t, 3 * t**2], [0, 0, 2, 6 * t]]
+    def powers(s: float, order: int) -> np.ndarray:
+        # d^order/ds^order of (1, s, s^2, s^3)
+        values = [[1, s, s**2, s**3], [0, 1, 2 * s, 3 * s**2], [0, 0, 2, 6 * s]]
         return np.asarray(values[order], dtype=np.float64)
 
     start = np.zeros(4 * n)
     start[0:4] = powers(0.0, 0)
     end = np.zeros(4 * n)
     end[4 * (n - 1) :] = powers(1.0, 0)
-    rows += [start, end]
+    rows = [start, end]
     for j in range(1, n):
         for order in range(3):
             row = np.zeros(4 * n)
-            row[4 * (j - 1) : 4 * j] = powers(knots[j], order)
-            row[4 * j : 4 * (j + 1)] = -powers(knots[j], order)
+            row[4 * (j - 1) : 4 * j] = powers(1.0, order)
+            row[4 * j : 4 * (j + 1)] = -powers(0.0, order)
             rows.append(row)
     constraints = np.stack(rows)
     _, _, vt = np.linalg.svd(constraints)
     null_space = vt[constraints.shape[0] :].T  # (4n, n + 1)
     nodes, node_weights = np.polynomial.legendre.leggauss(4)
-    gram = np.zeros((n + 1, n + 1))
-    for j in range(n):
-        t = knots[j] + (nodes + 1) * 0.5 / n
-        values = np.stack([t**0, t, t**2, t**3], axis=1) @ null_space[4 * j : 4 * j + 4]
-        gram += values.T @ (values * (node_weights * 0.5 / n)[:, None])
-    cholesky = np.linalg.cholesky(gram)
-    return null_space @ np.linalg.inv(cholesky).T
+    s = (nodes + 1) / 2
+    monomials = np.stack([s**0, s, s**2, s**3], axis=1)  # (4 nodes, 4)
+    values = np.einsum("qc,jcp->jqp", monomials, null_space.reshape(n, 4, n + 1))
+    gram = np.einsum("jqp,q,jqr->pr", values, node_weights / (2 * n), values)
+    return null_space @ np.linalg.inv(np.linalg.cholesky(gram)).T
 
 
 class CubicSpline(AbstractCurve):
@@ -100,9 +98,9 @@ class CubicSpline(AbstractCurve):
     ```
     """
 
-    z0: Float[Array, " d"]
-    z1: Float[Array, " d"]
-    params: Float[Array, "n_plus_1 d"]
+    z0: Float[Array, "*batch d"]
+    z1: Float[Array, "*batch d"]
+    params: Float[Array, "*batch num_params d"]
 
     def __check_init__(self):
         # Leading batch axes (e.g. one curve per pair) are allowed if they agree.
@@ -120,7 +118,7 @@ class CubicSpline(AbstractCurve):
 
     @classmethod
     def straight(
-        cls, z0: Float[Array, " d"], z1: Float[Array, " d"], num_segments: int = 10
+        cls, z0: Float[ArrayLike, " d"], z1: Float[ArrayLike, " d"], num_segments: int = 10
     ) -> "CubicSpline":
         """The straight line from `z0` to `z1` as a spline of `num_segments`."""
         z0 = _as_float(z0)
@@ -130,9 +128,9 @@ class CubicSpline(AbstractCurve):
     @classmethod
     def fit(
         cls,
-        points: Float[Array, "m d"],
+        points: Float[ArrayLike, "m d"],
         num_segments: int = 10,
-        times: Float[Array, " m"] | None = None,
+        times: Float[ArrayLike, " m"] | None = None,
     ) -> "CubicSpline":
         """Least-squares spline through `points`, with exact end points.
 
@@ -154,7 +152,7 @@ class CubicSpline(AbstractCurve):
             steps = jnp.linalg.norm(jnp.diff(points, axis=0), axis=1)
             cumulative = jnp.concatenate([jnp.zeros(1, steps.dtype), jnp.cumsum(steps)])
             times = cumulative / jnp.maximum(cumulative[-1], jnp.finfo(steps.dtype).tiny)
-        line = z0 + times[:, None] * (z1 - z0)
+        line = z0[None] + times[:, None] * (z1 - z0)[None]
         design = _design_matrix(times, num_segments, 0)
         params, *_ = jnp.linalg.lstsq(design, points - line)
         return cls(z0, z1, params.astype(points.dtype))
@@ -165,30 +163,35 @@ class CubicSpline(AbstractCurve):
 
     def __call__(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
         t = jnp.asarray(t, self.params.dtype)
-        line = self.z0 + t[:, None] * (self.z1 - self.z0)
+        line = self.z0[None] + t[:, None] * (self.z1 - self.z0)[None]
         design = _design_matrix(t, self.num_segments, 0)
-        return line + jnp.matmul(design, self.params, precision=_HIGHEST)
+        points = line + jnp.matmul(design, self.params, precision=_HIGHEST)
+        # End points exact by construction, not up to float rounding.
+        points = jnp.where((t == 0)[:, None], self.z0[None], points)
+        return jnp.where((t == 1)[:, None], self.z1[None], points)
 
     def derivative(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
         t = jnp.asarray(t, self.params.dtype)
         design = _design_matrix(t, self.num_segments, 1)
         slope = jnp.matmul(design, self.params, precision=_HIGHEST)
-        return (self.z1 - self.z0) + slope
+        return (self.z1 - self.z0)[None] + slope
 
 
 def _design_matrix(t: Array, num_segments: int, order: int) -> Array:
     """Map from spline parameters to the `order`-th derivative at times `t`.
 
     Shape `(len(t), num_segments + 1)`: row $i$ evaluates the basis deviations
-    (or their derivative) at `t[i]`.
+    (or their time derivative) at `t[i]`.
     """
     basis = jnp.asarray(_deviation_basis(num_segments), t.dtype)
-    segment = jnp.clip(jnp.floor(t * num_segments).astype(int), 0, num_segments - 1)
+    scaled = t * num_segments
+    segment = jnp.clip(jnp.floor(scaled).astype(int), 0, num_segments - 1)
+    s = scaled - segment.astype(t.dtype)
     if order == 0:
-        monomials = jnp.stack([jnp.ones_like(t), t, t**2, t**3], axis=-1)
-    else:
-        monomials = jnp.stack(
-            [jnp.zeros_like(t), jnp.ones_like(t), 2 * t, 3 * t**2], axis=-1
+        monomials = jnp.stack([jnp.ones_like(s), s, s**2, s**3], axis=-1)
+    else:  # d/dt = num_segments * d/ds
+        monomials = num_segments * jnp.stack(
+            [jnp.zeros_like(s), jnp.ones_like(s), 2 * s, 3 * s**2], axis=-1
         )
     coefficients = basis.reshape(num_segments, 4, -1)[segment]  # (n_t, 4, n+1)
     return jnp.einsum("tc,tcp->tp", monomials, coefficients, precision=_HIGHEST)

@@ -1,6 +1,6 @@
 """Decoder ensembles stored as one pytree with a leading member axis."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -15,32 +15,36 @@ def call_module(module: Callable[[Array], Array], z: Array) -> Array:
 
 
 def infer_latent_dim(apply: Callable, member_params: PyTree) -> int:
-    """Find the unique latent dimension in 1..512 that `apply` accepts.
+    """The latent dimension `apply` accepts.
 
     Reads `in_size`/`in_features` from equinox modules first (an `eqx.nn.MLP`, a
     `eqx.nn.Linear`, or a module whose first layer is one); otherwise probes
-    `apply` with `jax.eval_shape`, which costs no FLOPs.
+    `apply` with `eqx.filter_eval_shape` (no FLOPs) for the smallest accepted size
+    in 1..512, and checks that the next size is refused, so a decoder that takes
+    any input size (elementwise only) is not silently given a wrong one.
     """
     for candidate in (member_params, *getattr(member_params, "layers", ())[:1]):
         size = getattr(candidate, "in_size", getattr(candidate, "in_features", None))
         if isinstance(size, int):
             return size
-    accepted = []
-    for dim in range(1, 513):
+
+    def accepts(dim: int) -> bool:
         try:
-            eqx.filter_eval_shape(apply, member_params, jax.ShapeDtypeStruct((dim,), float))
-        except Exception:  # noqa: BLE001 - any failure means "not this dimension"
-            continue
-        accepted.append(dim)
-        if len(accepted) > 1:
-            break
-    if len(accepted) != 1:
+            eqx.filter_eval_shape(
+                apply, member_params, jax.ShapeDtypeStruct((dim,), float)
+            )
+        except Exception:  # noqa: BLE001 - any failure means "not this size"
+            return False
+        return True
+
+    dim = next((d for d in range(1, 513) if accepts(d)), None)
+    if dim is None or accepts(dim + 1):
         raise ValueError(
-            "Could not infer the latent dimension of the decoder "
-            f"(it accepts {'no' if not accepted else 'several'} input sizes "
-            "in 1..512); pass `latent_dim=` explicitly."
+            "Could not infer the latent dimension of the decoder (it accepts "
+            f"{'no input size in 1..512' if dim is None else 'several input sizes'})"
+            "; pass `latent_dim=` explicitly."
         )
-    return accepted[0]
+    return dim
 
 
 def _first_member(params: PyTree) -> PyTree:
@@ -195,7 +199,7 @@ class EnsembleDecoder(eqx.Module):
         if num_members < 1:
             raise ValueError(f"`num_members` must be at least 1, got {num_members}.")
         keys = jax.random.split(key, num_members)
-        params = eqx.filter_vmap(make_member)(keys)
+        params = eqx.filter_jit(eqx.filter_vmap(make_member))(keys)
         return cls(call_module, params, latent_dim=latent_dim)
 
     @classmethod
@@ -217,6 +221,50 @@ class EnsembleDecoder(eqx.Module):
         - `latent_dim`: $d$; inferred by probing `apply_fn` when omitted.
         """
         return cls(apply_fn, stacked_params, latent_dim=latent_dim)
+
+    @classmethod
+    def from_torch(
+        cls, members: Iterable[Any], *, latent_dim: int | None = None
+    ) -> "EnsembleDecoder":
+        """Convert PyTorch `torch.nn.Sequential` decoders into an ensemble.
+
+        Each layer becomes its equinox equivalent (`Linear`, `Conv2d`,
+        `ConvTranspose2d` with stride, padding, output padding, dilation, groups
+        and padding mode; `Flatten`, `Unflatten`; `ReLU`, `ELU`, `LeakyReLU`,
+        `Tanh`, `Sigmoid`, `Softplus` with their parameters; nested `Sequential`s
+        are flattened), then the members are stacked with
+        [`EnsembleDecoder.from_members`][latentgeo.EnsembleDecoder.from_members].
+        Each torch decoder is read as acting on a batch: `Flatten`/`Unflatten`
+        dimensions count the batch axis, which the equinox members (taking one
+        `z` of shape `(d,)`) do not have. Requires PyTorch
+        (`pip install 'latentgeo[torch]'`).
+
+        **Arguments:**
+
+        - `members`: $K \\ge 1$ `torch.nn.Sequential` decoders of one architecture.
+        - `latent_dim`: $d$; inferred when omitted.
+
+        **Returns:** an `EnsembleDecoder` whose `member(k)` matches `members[k]`.
+
+        **Raises:**
+
+        - `ImportError` if PyTorch is not installed.
+        - `TypeError` if a member is not a `torch.nn.Sequential`.
+        - `ValueError` naming the layer and its index (e.g. `members[0][3]`) for
+          an unsupported layer or setting, or as `from_members` for members of
+          different architectures.
+
+        **Example:**
+
+        ```python
+        decoders = [torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.ELU(),
+                                        torch.nn.Linear(64, 784)) for _ in range(8)]
+        ens = lg.EnsembleDecoder.from_torch(decoders)
+        ```
+        """
+        from ._torch import from_torch
+
+        return from_torch(members, latent_dim=latent_dim)
 
     def check_latent(self, z: Array, name: str = "z") -> None:
         """Raise `ValueError` (at trace time) unless `z` has shape `(latent_dim,)`."""

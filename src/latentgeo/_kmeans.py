@@ -7,7 +7,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 
 class KMeansResult(eqx.Module):
-    """The outcome of [`kmeans`][].
+    """The outcome of [`kmeans`][latentgeo.kmeans].
 
     **Fields:**
 
@@ -103,8 +103,9 @@ def kmeans(
 
     **Returns:**
 
-    A [`KMeansResult`][] with `centers` `(k, d)`, `assignments` `(n,)` consistent
-    with the returned centres, `inertia` and `num_steps`.
+    A [`KMeansResult`][latentgeo.KMeansResult] with `centers` `(k, d)`,
+    `assignments` `(n,)` consistent with the returned centres, `inertia` and
+    `num_steps`.
 
     **Raises:**
 

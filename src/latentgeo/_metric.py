@@ -57,12 +57,12 @@ class AbstractMetric(eqx.Module):
         """The metric tensor $G(z)$, symmetric positive semi-definite, `(d, d)`."""
 
     @abc.abstractmethod
-    def curve_energy(self, points: Float[Array, "T+1 d"]) -> Float[Array, ""]:
+    def curve_energy(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         r"""Discrete energy $\approx \int_0^1 \gamma'^\top G \gamma' \,dt$ of the
         curve through `points` $z_0, \dots, z_T$ at uniform times $t_i = i / T$."""
 
     @abc.abstractmethod
-    def curve_length(self, points: Float[Array, "T+1 d"]) -> Float[Array, ""]:
+    def curve_length(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         r"""Discrete length $\approx \int_0^1 \sqrt{\gamma'^\top G \gamma'}\,dt$ of the
         polygon through `points`, shape `(T + 1, d)`."""
 
@@ -116,10 +116,10 @@ class AbstractTensorMetric(AbstractMetric):
         tensors = jax.vmap(self.tensor)(midpoints)
         return jnp.einsum("ti,tij,tj->t", steps, tensors, steps, precision=_HIGHEST)
 
-    def curve_energy(self, points: Float[Array, "T+1 d"]) -> Float[Array, ""]:
+    def curve_energy(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         return (points.shape[0] - 1) * jnp.sum(self._segment_squares(points))
 
-    def curve_length(self, points: Float[Array, "T+1 d"]) -> Float[Array, ""]:
+    def curve_length(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         squares = jnp.maximum(self._segment_squares(points), 0.0)
         positive = squares > 0
         roots = jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
@@ -156,10 +156,10 @@ class AbstractPullbackMetric(AbstractMetric):
         embedded = jax.vmap(self.embed)(points)
         return jnp.diff(embedded, axis=0)
 
-    def curve_energy(self, points: Float[Array, "T+1 d"]) -> Float[Array, ""]:
+    def curve_energy(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         return (points.shape[0] - 1) * jnp.sum(self._steps(points) ** 2)
 
-    def curve_length(self, points: Float[Array, "T+1 d"]) -> Float[Array, ""]:
+    def curve_length(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         return jnp.sum(safe_norm(self._steps(points)))
 
 
@@ -241,7 +241,7 @@ class ExpectedMetric(AbstractPullbackMetric):
         return jnp.ravel(outputs) / jnp.sqrt(self.ensemble.num_members)
 
     def decorrelated_energy(
-        self, points: Float[Array, "T+1 d"], key: PRNGKeyArray | None = None
+        self, points: Float[Array, "num_points d"], key: PRNGKeyArray | None = None
     ) -> Float[Array, ""]:
         r"""The paper's decorrelated energy (sec. 4), for *finding* curves.
 
@@ -277,11 +277,11 @@ class ExpectedMetric(AbstractPullbackMetric):
 
     def decorrelated_features(
         self, z: Float[Array, " d"]
-    ) -> tuple[Float[Array, " D"], Float[Array, " K*D"]]:
+    ) -> tuple[Float[Array, " D"], Float[Array, " KD"]]:
         r"""Member mean $\mu(z)$ and deviations $(f_k(z) - \mu(z)) / \sqrt K$,
         flattened; the squared norm of the second is the variance $v(z)$."""
         self.check_point(z)
         outputs = self.ensemble(z).reshape(self.ensemble.num_members, -1)
         mean = jnp.mean(outputs, axis=0)
-        centred = (outputs - mean) / jnp.sqrt(self.ensemble.num_members)
+        centred = (outputs - mean[None]) / jnp.sqrt(self.ensemble.num_members)
         return mean, jnp.ravel(centred)

@@ -38,15 +38,15 @@ class CurveObjective(eqx.Module):
     metric: AbstractMetric
     z0: Float[Array, " d"]
     z1: Float[Array, " d"]
-    times: Float[Array, " T+1"]
+    times: Float[Array, " num_points"]
     energy: str = eqx.field(static=True)
     key: PRNGKeyArray | None
 
-    def points(self, params: Float[Array, "n+1 d"]) -> Float[Array, "T+1 d"]:
+    def points(self, params: Float[Array, "num_params d"]) -> Float[Array, "num_points d"]:
         """The curve's points at `times`."""
         return CubicSpline(self.z0, self.z1, params)(self.times)
 
-    def __call__(self, params: Float[Array, "n+1 d"], step: Int[Array, ""]):
+    def __call__(self, params: Float[Array, "num_params d"], step: Int[Array, ""]):
         """The energy, a scalar; `step` seeds the Monte Carlo estimate."""
         points = self.points(params)
         if self.energy == "expected":
@@ -59,7 +59,7 @@ class CurveObjective(eqx.Module):
         """Whether `features` is available (deterministic pull-back energies)."""
         return isinstance(self.metric, AbstractPullbackMetric) and self.key is None
 
-    def features(self, z: Float[Array, " d"]) -> Float[Array, " Da+Db"]:
+    def features(self, z: Float[Array, " d"]) -> Float[Array, " F"]:
         """$(a(z), b(z))$ concatenated; split at `num_step_features`."""
         if self.energy == "expected":
             return self.metric.embed(z)
@@ -73,13 +73,13 @@ class CurveObjective(eqx.Module):
             return jax.eval_shape(self.metric.embed, self.z0).shape[0]
         return math.prod(self.metric.ensemble.out_shape)
 
-    def weights(self) -> Float[Array, " T+1"]:
+    def weights(self) -> Float[Array, " num_points"]:
         """$w_i$: each point's variance counts once per segment it touches."""
         num_points = self.times.shape[0]
         touching = jnp.full(num_points, 2.0, self.times.dtype).at[jnp.array([0, -1])]
         return touching.set(1.0)
 
-    def design(self, num_segments: int) -> Float[Array, "T+1 n+1"]:
+    def design(self, num_segments: int) -> Float[Array, "num_points num_params"]:
         """The linear map from one latent coordinate's parameters to the points'
         deviation from the straight line; rows 0 and T are zero."""
         return _design_matrix(self.times, num_segments, 0)

@@ -138,10 +138,13 @@ class OptaxSolver(AbstractCurveSolver):
         def body(state: _State):
             fn = jtu.Partial(objective, step=state.step)
             value, grad = value_and_grad(state.params, state.opt_state, state.step)
-            updates, opt_state = optimiser.update(
-                grad, state.opt_state, state.params, value=value, grad=grad,
-                value_fn=fn,
-            )
+            # optax's internals mix Python floats and int32 step counts; keep them
+            # working when a user runs JAX with strict dtype promotion.
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = optimiser.update(
+                    grad, state.opt_state, state.params, value=value, grad=grad,
+                    value_fn=fn,
+                )
             improved = value < state.best_value - (
                 self.rtol * jnp.abs(state.best_value) + self.atol
             )
@@ -256,8 +259,11 @@ class LevenbergMarquardt(AbstractCurveSolver):
     Jacobians, and solves a damped system $(H + \lambda\,\mathrm{diag} H)\delta =
     -g$. A trial step is kept if it lowers the energy; the damping $\lambda$ then
     shrinks, otherwise it grows and the step is retried. Converges in tens of
-    iterations where Adam needs thousands, and its fixed cost per iteration suits
-    `jax.vmap` over pairs.
+    iterations where Adam needs thousands when the decoder is smooth and the
+    residuals small (2-10 iterations measured), and its fixed cost per iteration
+    suits `jax.vmap` over pairs. Where the neglected second-order term of the
+    energy is large (strongly curved decoders far from the data) it converges
+    linearly and can need hundreds of iterations; L-BFGS is then faster.
 
     Stops when the Newton decrement $g^\top H^{-1} g$ (the energy a full
     Gauss–Newton step would remove) falls below `rtol` times the energy.
@@ -267,14 +273,15 @@ class LevenbergMarquardt(AbstractCurveSolver):
 
     **Arguments:**
 
-    - `rtol`: relative Newton-decrement tolerance (1e-7).
+    - `rtol`: relative Newton-decrement tolerance (1e-6; float32 resolves about
+      3e-7).
     - `initial_damping`: starting $\lambda$ (1e-3).
     - `max_damping`: give up once $\lambda$ exceeds this (1e8): no step lowers
       the energy any more, which at float32 resolution near an optimum is the
       normal end; reported as converged if the decrement is below `100 * rtol`.
     """
 
-    rtol: float = eqx.field(static=True, default=1e-7)
+    rtol: float = eqx.field(static=True, default=1e-6)
     initial_damping: float = eqx.field(static=True, default=1e-3)
     max_damping: float = eqx.field(static=True, default=1e8)
 

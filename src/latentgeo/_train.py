@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from tqdm.auto import tqdm
 
 from ._ensemble import EnsembleDecoder
@@ -31,8 +31,8 @@ def _check_training_data(ensemble: EnsembleDecoder, latents, data):
 
 def train_decoders(
     ensemble: EnsembleDecoder,
-    latents: Float[Array, "N d"],
-    data: Float[Array, "N *out"],
+    latents: Float[ArrayLike, "N d"],
+    data: Float[ArrayLike, "N *out"],
     *,
     key: PRNGKeyArray,
     num_steps: int = 2000,
@@ -92,7 +92,9 @@ def train_decoders(
                 step_key, (ensemble.num_members, batch_size), 0, latents.shape[0]
             )
             grads, loss = jax.grad(loss_fn, has_aux=True)(params, indices)
-            updates, opt_state = optimiser.update(grads, opt_state, params)
+            # optax mixes Python floats with int32 step counts internally.
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = optimiser.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
         return jax.lax.scan(step, (params, opt_state), keys)

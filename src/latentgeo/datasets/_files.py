@@ -186,8 +186,8 @@ def load_mnist(
 
     - `FileNotFoundError` naming a missing file and where to obtain it.
     - `ValueError` if `kind` is unknown, a file is not a valid IDX file (see
-        [`load_idx`][]), the images and labels do not match, or `classes` names a
-        label that the files do not contain.
+        [`load_idx`][latentgeo.datasets.load_idx]), the images and labels do not
+        match, or `classes` names a label that the files do not contain.
 
     !!! example
 

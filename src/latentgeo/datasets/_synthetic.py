@@ -118,7 +118,8 @@ def make_two_moons(
     The first $\lceil n/2 \rceil$ latents lie on the upper moon
     $(\cos t, \sin t)$, the others on the lower moon $(1 - \cos t, 1/2 - \sin t)$,
     with $t$ uniform on $[0, \pi]$, plus $N(0, \text{noise}^2 I)$ noise. The
-    observations use the same seeded embedding as [`make_circle`][].
+    observations use the same seeded embedding as
+    [`make_circle`][latentgeo.datasets.make_circle].
 
     **Arguments:**
 
@@ -165,7 +166,7 @@ def make_gap_curve(
     uniform on $[-1, -w/2] \cup [w/2, 1]$ for the gap width $w$: the arc
     $|t| < w/2$ through the origin is empty, so a geodesic between the two branches
     must cross a region without data. The observations use the same seeded
-    embedding as [`make_circle`][].
+    embedding as [`make_circle`][latentgeo.datasets.make_circle].
 
     **Arguments:**
 

@@ -1,0 +1,73 @@
+"""Analytic manifolds and utilities shared by the tests."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import latentgeo as lg
+
+
+def float64():
+    """Context manager enabling float64 (the API moved between JAX versions)."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64  # pragma: no cover - older JAX
+
+    return enable_x64()
+
+
+class Linear(eqx.Module):
+    """$f(z) = A z$: $G = A^T A$, geodesics are straight lines."""
+
+    matrix: jax.Array
+
+    def __call__(self, z):
+        return self.matrix @ z
+
+
+class InverseStereographic(eqx.Module):
+    r"""Chart of the unit sphere from $\mathbb{R}^2$ (the north pole at infinity)."""
+
+    def __call__(self, z):
+        squared = jnp.sum(z**2)
+        return jnp.concatenate([2 * z, (squared - 1)[None]]) / (squared + 1)
+
+
+class ConformalSphere(lg.AbstractTensorMetric):
+    r"""The same sphere given only by its tensor $G = 4 / (1 + |z|^2)^2 I$."""
+
+    latent_dim: int = 2
+
+    def tensor(self, z):
+        return 4.0 / (1.0 + jnp.sum(z**2)) ** 2 * jnp.eye(2, dtype=z.dtype)
+
+
+def stereographic(x: np.ndarray) -> np.ndarray:
+    """Sphere point -> chart coordinates (inverse of `InverseStereographic`)."""
+    return x[:2] / (1.0 - x[2])
+
+
+def sphere_pair(angle_degrees: float, azimuth: float = 1.0):
+    """Two chart points at polar angle `angle_degrees / 2` from the south pole,
+    `pi - azimuth` apart in longitude; returns `(z0, z1, great-circle distance)`
+    (equal to `angle_degrees` for `azimuth = 0`)."""
+    half = np.deg2rad(angle_degrees) / 2
+    p = np.array([np.sin(half), 0.0, -np.cos(half)])
+    q = np.array(
+        [-np.sin(half) * np.cos(azimuth), -np.sin(half) * np.sin(azimuth), -np.cos(half)]
+    )
+    distance = np.arccos(np.clip(p @ q, -1.0, 1.0))
+    return (
+        jnp.asarray(stereographic(p), jnp.float32),
+        jnp.asarray(stereographic(q), jnp.float32),
+        float(distance),
+    )
+
+
+def small_mlp(key, out_size: int = 5, activation=jax.nn.elu):
+    return eqx.nn.MLP(2, out_size, 8, 2, activation=activation, key=key)
+
+
+def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):
+    return eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol)

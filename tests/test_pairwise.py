@@ -1,0 +1,104 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import InverseStereographic, sphere_pair
+
+import latentgeo as lg
+
+SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
+
+
+def chart_points(num_points: int) -> np.ndarray:
+    """Chart coordinates of points in the southern hemisphere."""
+    rng = np.random.default_rng(0)
+    return rng.uniform(-0.6, 0.6, size=(num_points, 2)).astype(np.float32)
+
+
+def great_circle(points: np.ndarray) -> np.ndarray:
+    z = points.astype(np.float64)
+    squared = np.sum(z**2, axis=1, keepdims=True)
+    sphere = np.concatenate([2 * z, squared - 1], axis=1) / (squared + 1)
+    return np.arccos(np.clip(sphere @ sphere.T, -1.0, 1.0))
+
+
+def test_distances_are_great_circle_symmetric_with_zero_diagonal():
+    points = chart_points(5)
+    distances = np.asarray(lg.pairwise_distances(SPHERE, points, progress=False))
+    np.testing.assert_array_equal(distances, distances.T)
+    np.testing.assert_array_equal(np.diag(distances), 0.0)
+    np.testing.assert_allclose(distances, great_circle(points), rtol=1e-3, atol=1e-6)
+
+
+def test_independent_of_batch_size_and_equal_to_single_calls():
+    points = chart_points(4)
+    by_one = lg.pairwise_geodesics(SPHERE, points, batch_size=1, progress=False)
+    by_four = lg.pairwise_geodesics(SPHERE, points, batch_size=4, progress=False)
+    np.testing.assert_allclose(by_one.distances, by_four.distances, rtol=1e-5)
+    for i, j in [(0, 1), (2, 3)]:
+        single = lg.geodesic(SPHERE, jnp.asarray(points[i]), jnp.asarray(points[j]))
+        np.testing.assert_allclose(by_four.distances[i, j], single.length, rtol=1e-5)
+    assert bool(jnp.all(by_four.converged))
+
+
+def test_curves_connect_their_pairs_in_both_directions():
+    points = chart_points(3)
+    result = lg.pairwise_geodesics(SPHERE, points, progress=False)
+    t = jnp.linspace(0, 1, 5)
+    forward, backward = result.curve_of(0, 2), result.curve_of(2, 0)
+    np.testing.assert_allclose(forward(t)[0], points[0], atol=1e-6)
+    np.testing.assert_allclose(forward(t)[-1], points[2], atol=1e-6)
+    np.testing.assert_allclose(backward(t), forward(1 - t), atol=1e-5)
+    with pytest.raises(ValueError, match="i == j"):
+        result.curve_of(1, 1)
+
+
+def test_resume_reuses_finished_chunks(tmp_path):
+    points = chart_points(4)
+    path = tmp_path / "run.npz"
+    full = lg.pairwise_distances(
+        SPHERE, points, batch_size=2, checkpoint=path, progress=False
+    )
+    # Pretend the run was interrupted after the first chunk, whose stored lengths
+    # we mark: a resumed run must keep them and recompute only the rest.
+    with np.load(path) as stored:
+        state = dict(stored)
+    state["done"][2:] = False
+    state["lengths"][:2] = [7.0, 8.0]
+    state["lengths"][2:] = -1.0
+    np.savez(path, **state)
+    resumed = np.asarray(
+        lg.pairwise_distances(SPHERE, points, batch_size=2, checkpoint=path, progress=False)
+    )
+    assert resumed[0, 1] == 7.0 and resumed[0, 2] == 8.0
+    rows, cols = np.triu_indices(4, 1)
+    np.testing.assert_allclose(resumed[rows[2:], cols[2:]], np.asarray(full)[rows[2:], cols[2:]], rtol=1e-5)
+
+
+def test_checkpoint_of_other_points_or_unreadable_is_refused(tmp_path):
+    path = tmp_path / "run.npz"
+    lg.pairwise_distances(SPHERE, chart_points(3), checkpoint=path, progress=False)
+    with pytest.raises(ValueError, match="other points or options"):
+        lg.pairwise_distances(SPHERE, chart_points(4), checkpoint=path, progress=False)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="Cannot read the checkpoint"):
+        lg.pairwise_distances(SPHERE, chart_points(3), checkpoint=path, progress=False)
+
+
+def test_non_converged_pairs_are_reported_not_fatal():
+    z0, z1, _ = sphere_pair(120.0)
+    points = np.stack([z0, z1, np.zeros(2, np.float32)])
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        result = lg.pairwise_geodesics(SPHERE, points, max_steps=1, progress=False)
+    assert not bool(result.converged[0, 1])
+    assert bool(jnp.all(jnp.isfinite(result.distances)))
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"expected \(N, 2\)"):
+        lg.pairwise_distances(SPHERE, np.zeros((3, 3)), progress=False)
+    with pytest.raises(ValueError, match="at least two points"):
+        lg.pairwise_distances(SPHERE, np.zeros((1, 2)), progress=False)
+    with pytest.raises(ValueError, match=r"rows \[1\] contain NaN"):
+        lg.pairwise_distances(SPHERE, np.array([[0.0, 0.0], [np.nan, 1.0]]), progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        lg.pairwise_distances(SPHERE, np.zeros((2, 2)), batch_size=0, progress=False)

@@ -1,0 +1,51 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import small_mlp
+
+import latentgeo as lg
+
+
+def test_members_fit_a_linear_map_and_disagree_off_data(getkey):
+    rng = np.random.default_rng(0)
+    latents = rng.uniform(-1, 1, size=(256, 2)).astype(np.float32)
+    matrix = rng.normal(size=(5, 2)).astype(np.float32)
+    data = latents @ matrix.T
+    ensemble = lg.EnsembleDecoder.init(small_mlp, 3, key=getkey())
+    trained, losses = lg.train_decoders(
+        ensemble, latents, data, key=getkey(), num_steps=1500, progress=False
+    )
+    assert losses.shape == (1500,)
+    assert float(losses[-1]) < 0.02 * float(losses[0])
+    z = jnp.array([0.3, -0.4])
+    np.testing.assert_allclose(trained.mean(z), matrix @ np.asarray(z), atol=0.1)
+    far = jnp.array([6.0, 6.0])
+    assert float(trained.uncertainty(far)) > 3 * float(trained.uncertainty(z))
+
+
+def test_training_is_deterministic(getkey):
+    latents = np.linspace(-1, 1, 64, dtype=np.float32).reshape(32, 2)
+    data = np.sin(latents @ np.ones((2, 5), np.float32))
+    ensemble = lg.EnsembleDecoder.init(small_mlp, 2, key=jax.random.key(3))
+    runs = [
+        lg.train_decoders(
+            ensemble, latents, data, key=jax.random.key(4), num_steps=20, progress=False
+        )[0]
+        for _ in range(2)
+    ]
+    for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_input(getkey):
+    ensemble = lg.EnsembleDecoder.init(small_mlp, 2, key=getkey())
+    latents = np.zeros((10, 2), np.float32)
+    with pytest.raises(ValueError, match=r"`latents` has shape \(10, 3\)"):
+        lg.train_decoders(ensemble, np.zeros((10, 3)), np.zeros((10, 5)), key=getkey())
+    with pytest.raises((ValueError, TypeError)):  # jaxtyping's hook may fire first
+        lg.train_decoders(ensemble, latents, np.zeros((9, 5)), key=getkey())
+    bad = np.zeros((10, 5), np.float32)
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="`data` contains NaN"):
+        lg.train_decoders(ensemble, latents, bad, key=getkey())
