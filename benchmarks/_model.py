@@ -22,7 +22,6 @@ NUM_HELD_OUT = 100
 SEED = 0
 
 
-
 class Decoder(eqx.Module):
     """`2 -> 64 -> 128 -> 256 -> 64` with ReLU between layers."""
 

@@ -119,7 +119,7 @@ def _edge_lengths(metric, starts, ends, num_points: int):
     times = jnp.linspace(0.0, 1.0, num_points, dtype=starts.dtype)
 
     def length(a, b):
-        return metric.curve_length(a + times[:, None] * (b - a))
+        return metric.curve_length(a[None] + times[:, None] * (b - a)[None])
 
     with jax.default_matmul_precision("highest"):
         return jax.vmap(length)(starts, ends)
