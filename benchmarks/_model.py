@@ -31,7 +31,8 @@ class Decoder(eqx.Module):
         sizes = (2, 64, 128, 256, 64)
         keys = jax.random.split(key, len(sizes) - 1)
         self.layers = tuple(
-            eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)
+            eqx.nn.Linear(a, b, key=k, dtype=jnp.float32)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys)
         )
 
     def __call__(self, z):

@@ -65,10 +65,12 @@ class PairwiseResult(eqx.Module):
 
 
 @eqx.filter_jit
-def _solve_chunk(metric, starts, ends, init_params, solver, options, mesh):
-    """Solve a chunk of pairs: `jax.vmap` over the pairs of each device's shard,
-    the shards run SPMD on every device of `mesh` (`jax.shard_map`). Each device
-    loops until its own pairs converge, without waiting for the others."""
+def _solve_chunk(metric, starts, ends, init_params, solver, options, mesh, vmap_size):
+    """Solve a chunk of pairs. The shards run SPMD on every device of `mesh`
+    (`jax.shard_map`); each device loops until its own pairs converge, without
+    waiting for the others. Within a shard, groups of `vmap_size` pairs are solved
+    in lockstep under `jax.vmap` (all of them if `None`), one group after the
+    other (`jax.lax.map`)."""
     dynamic, static = eqx.partition(metric, eqx.is_array)
 
     def solve_shard(dynamic, starts, ends, init_params):
@@ -86,8 +88,13 @@ def _solve_chunk(metric, starts, ends, init_params, solver, options, mesh):
                 **dict(options),
             )
 
-        in_axes = (0, 0, None if init_params is None else 0)
-        return jax.vmap(solve, in_axes=in_axes)(starts, ends, init_params)
+        if vmap_size is None:
+            in_axes = (0, 0, None if init_params is None else 0)
+            return jax.vmap(solve, in_axes=in_axes)(starts, ends, init_params)
+        # One pair at a time keeps `lax.cond` a branch, not a `select` of both.
+        group = None if vmap_size == 1 else vmap_size
+        pairs = (starts, ends, init_params)
+        return jax.lax.map(lambda args: solve(*args), pairs, batch_size=group)
 
     pairs = PartitionSpec(_AXIS)
     return jax.shard_map(
@@ -165,6 +172,7 @@ def pairwise_geodesics(
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
     devices: Sequence[jax.Device] | None = None,
+    vmap_size: int | None | Literal["auto"] = "auto",
     **geodesic_options,
 ) -> PairwiseResult:
     """Geodesics between all unordered pairs of `points`, with their curves.
@@ -204,6 +212,15 @@ def pairwise_geodesics(
       an interrupted run (e.g. `KeyboardInterrupt`) loses no finished work.
       Across hosts, give a path on a shared file system; process 0 writes it.
     - `devices`: the devices to shard each chunk over; default `jax.devices()`.
+      On a CPU, `XLA_FLAGS=--xla_force_host_platform_device_count=<cores>` (set
+      before importing jax) makes one device per core, and so solves that many
+      pairs at once.
+    - `vmap_size`: pairs per device solved in lockstep under `jax.vmap`. `None`:
+      the device's whole share of the chunk (best on GPUs, which reward wide
+      batches). `1`: one pair after the other (`jax.lax.map`), which is fastest
+      on CPUs: a lockstep batch runs until its slowest pair converges, and under
+      `vmap` the solvers' conditionals (line searches) evaluate both branches.
+      `"auto"` (default): `1` on CPU devices, else `None`.
     - `**geodesic_options`: `energy`, `num_segments`, `num_points`, `max_steps`,
       `key` as for `geodesic`.
 
@@ -259,6 +276,10 @@ def pairwise_geodesics(
         if not refine:
             return _graph_estimate(graph, rows, cols, num_segments, batch_size)
     devices = jax.devices() if devices is None else list(devices)
+    if vmap_size == "auto":
+        vmap_size = 1 if devices[0].platform == "cpu" else None
+    elif vmap_size is not None and vmap_size < 1:
+        raise ValueError(f"`vmap_size` must be None or >= 1, got {vmap_size}.")
     mesh = Mesh(np.asarray(devices), (_AXIS,))
     replicated, sharded = (
         NamedSharding(mesh, PartitionSpec()),
@@ -307,6 +328,7 @@ def pairwise_geodesics(
                 solver,
                 options,
                 mesh,
+                vmap_size,
             )
             k = chunk.size
             state["lengths"][chunk] = _to_host(out.length)[:k]
