@@ -126,6 +126,16 @@ def test_graph_start_finds_the_shorter_geodesic():
         refine=False,
         **options,
     )
+    best = lg.pairwise_geodesics(
+        metric,
+        points,
+        init="best",
+        graph_points=extra,
+        graph_neighbours=6,
+        **options,
+    )
+    np.testing.assert_allclose(best.distances, graph.distances, rtol=1e-6)
+    assert best.num_steps[0] == straight.num_steps[0] + graph.num_steps[0]
     # Refining shortens the graph path, which is already on the right side.
     assert graph.distances[0, 1] <= estimate.distances[0, 1] * (1 + 1e-3)
     assert estimate.curve_of(0, 1)(times)[:, 1].mean() > 0
