@@ -384,7 +384,8 @@ def train_ensemble_vae(
                     best = (epoch, losses[1], state)
                 bar.update(1)
                 bar.set_postfix(
-                    train=f"{losses[0]:.4g}", val=f"{losses[1]:.4g}", best=best[0]
+                    {"train": f"{losses[0]:.4g}", "val": f"{losses[1]:.4g}"},
+                    best=best[0],
                 )
                 if epoch - best[0] >= patience:
                     break
