@@ -3,6 +3,9 @@
 from ._curve import AbstractCurve as AbstractCurve, CubicSpline as CubicSpline
 from . import datasets as datasets
 from . import plot as plot
+from ._encoder import GaussianEncoder as GaussianEncoder
+from ._encoder import encode as encode
+from ._encoder import init_vae as init_vae
 from ._ensemble import EnsembleDecoder as EnsembleDecoder
 from ._geodesic import (
     LENGTH_POINTS as LENGTH_POINTS,
@@ -37,5 +40,7 @@ from ._solvers import (
     OptaxSolver as OptaxSolver,
 )
 from ._train import train_decoders as train_decoders
+from ._vae import TrainedVAE as TrainedVAE
+from ._vae import train_ensemble_vae as train_ensemble_vae
 
 __version__ = "0.1.0"
