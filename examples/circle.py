@@ -45,8 +45,10 @@ def main(output: str, num_members: int, num_steps: int, seed: int) -> int:
     ensemble, losses = lg.train_decoders(
         ensemble, latents, observations, key=key_train, num_steps=num_steps
     )
-    print(f"trained {num_members} decoders in {time.perf_counter() - start:.1f} s, "
-          f"final mean squared error {float(losses[-1]):.2e}")
+    print(
+        f"trained {num_members} decoders in {time.perf_counter() - start:.1f} s, "
+        f"final mean squared error {float(losses[-1]):.2e}"
+    )
 
     metric = lg.ExpectedMetric(ensemble)
     angles = np.deg2rad([0.0, 45.0, 90.0, 135.0])
@@ -55,8 +57,10 @@ def main(output: str, num_members: int, num_steps: int, seed: int) -> int:
     start = time.perf_counter()
     solve = jax.vmap(lambda a, b: lg.geodesic(metric, a, b, throw=False))
     results = jax.block_until_ready(solve(jnp.asarray(z0), jnp.asarray(z1)))
-    print(f"solved {len(z0)} geodesics in {time.perf_counter() - start:.1f} s "
-          "(including compilation)")
+    print(
+        f"solved {len(z0)} geodesics in {time.perf_counter() - start:.1f} s "
+        "(including compilation)"
+    )
 
     times = jnp.linspace(0.0, 1.0, lg.LENGTH_POINTS)
     straight = jax.vmap(lambda a, b: a + times[:, None] * (b - a))(z0, z1)
@@ -65,15 +69,19 @@ def main(output: str, num_members: int, num_steps: int, seed: int) -> int:
     closest = np.min(np.linalg.norm(np.asarray(curves), axis=-1), axis=1)
     print(f"{'pair':>4} {'geodesic':>9} {'straight':>9} {'min radius':>10} converged")
     for i in range(len(z0)):
-        print(f"{i:>4} {float(results.length[i]):9.3f} {float(straight_lengths[i]):9.3f} "
-              f"{closest[i]:10.2f} {bool(results.converged[i])}")
+        print(
+            f"{i:>4} {float(results.length[i]):9.3f} {float(straight_lengths[i]):9.3f} "
+            f"{closest[i]:10.2f} {bool(results.converged[i])}"
+        )
 
     avoided = bool(np.all(closest > 0.5))
     shorter = bool(np.all(results.length < straight_lengths))
     converged = bool(np.all(results.converged))
-    print("All geodesics go around the hole (stay outside radius 0.5): "
-          f"{'yes' if avoided else 'NO'}; shorter than straight lines: "
-          f"{'yes' if shorter else 'NO'}; converged: {'yes' if converged else 'NO'}.")
+    print(
+        "All geodesics go around the hole (stay outside radius 0.5): "
+        f"{'yes' if avoided else 'NO'}; shorter than straight lines: "
+        f"{'yes' if shorter else 'NO'}; converged: {'yes' if converged else 'NO'}."
+    )
     _plot(metric, latents, np.asarray(curves), np.asarray(straight), output)
     print(f"figure saved to {output}")
     return 0 if (avoided and shorter and converged) else 1
@@ -89,15 +97,31 @@ def _plot(metric, latents, curves, straight, output):
     mesh = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
     uncertainty = jax.vmap(metric.ensemble.uncertainty)(jnp.asarray(mesh))
     fig, ax = plt.subplots(figsize=(6, 5.4))
-    image = ax.pcolormesh(grid, grid, np.log10(np.asarray(uncertainty)).reshape(120, 120),
-                          cmap="viridis", shading="auto")
+    image = ax.pcolormesh(
+        grid,
+        grid,
+        np.log10(np.asarray(uncertainty)).reshape(120, 120),
+        cmap="viridis",
+        shading="auto",
+    )
     fig.colorbar(image, ax=ax, label="log10 ensemble uncertainty")
     ax.scatter(latents[:, 0], latents[:, 1], s=4, c="white", alpha=0.6, label="data")
     for i, (curve, line) in enumerate(zip(curves, straight)):
-        ax.plot(line[:, 0], line[:, 1], "--", c="lightgrey", lw=1,
-                label="straight line" if i == 0 else None)
-        ax.plot(curve[:, 0], curve[:, 1], c="tab:red", lw=2,
-                label="geodesic" if i == 0 else None)
+        ax.plot(
+            line[:, 0],
+            line[:, 1],
+            "--",
+            c="lightgrey",
+            lw=1,
+            label="straight line" if i == 0 else None,
+        )
+        ax.plot(
+            curve[:, 0],
+            curve[:, 1],
+            c="tab:red",
+            lw=2,
+            label="geodesic" if i == 0 else None,
+        )
     ax.set_aspect("equal")
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")

@@ -144,7 +144,9 @@ def geodesic(
     else:
         init_ends = jnp.stack([init.z0, init.z1])
         mismatch = ~jnp.allclose(init_ends, jnp.stack([z0, z1]), rtol=1e-5, atol=1e-6)
-        z0 = eqx.error_if(z0, mismatch, "`init` does not start at `z0` and end at `z1`.")
+        z0 = eqx.error_if(
+            z0, mismatch, "`init` does not start at `z0` and end at `z1`."
+        )
     times = jnp.linspace(0.0, 1.0, num_points, dtype=z0.dtype)
     objective = CurveObjective(metric, z0, z1, times, energy, key)
     if solver is None:
