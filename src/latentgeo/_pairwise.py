@@ -3,20 +3,27 @@
 import hashlib
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from tqdm.auto import tqdm
 
 from ._curve import CubicSpline
 from ._geodesic import geodesic
+from ._graph import graph_paths
 from ._metric import AbstractMetric
 from ._solvers import AbstractCurveSolver
+
+_AXIS = "pairs"
 
 
 class PairwiseResult(eqx.Module):
@@ -42,7 +49,9 @@ class PairwiseResult(eqx.Module):
     def curve_of(self, i: int, j: int) -> CubicSpline:
         """The geodesic from point `i` to point `j` (reversed if `i > j`)."""
         if i == j:
-            raise ValueError("`i == j`: the geodesic from a point to itself is trivial.")
+            raise ValueError(
+                "`i == j`: the geodesic from a point to itself is trivial."
+            )
         a, b = min(i, j), max(i, j)
         n = self.distances.shape[0]
         index = a * n - a * (a + 1) // 2 + (b - a - 1)
@@ -56,19 +65,64 @@ class PairwiseResult(eqx.Module):
 
 
 @eqx.filter_jit
-def _solve_chunk(metric, starts, ends, init_params, solver, options):
-    def solve(z0, z1, params):
-        init = None if params is None else CubicSpline(z0, z1, params)
-        return geodesic(
-            metric, z0, z1, init=init, solver=solver, throw=False, **dict(options)
-        )
+def _solve_chunk(metric, starts, ends, init_params, solver, options, mesh, vmap_size):
+    """Solve a chunk of pairs. The shards run SPMD on every device of `mesh`
+    (`jax.shard_map`); each device loops until its own pairs converge, without
+    waiting for the others. Within a shard, groups of `vmap_size` pairs are solved
+    in lockstep under `jax.vmap` (all of them if `None`), one group after the
+    other (`jax.lax.map`)."""
+    dynamic, static = eqx.partition(metric, eqx.is_array)
 
-    in_axes = (0, 0, None if init_params is None else 0)
-    return jax.vmap(solve, in_axes=in_axes)(starts, ends, init_params)
+    def solve_shard(dynamic, starts, ends, init_params):
+        local_metric = eqx.combine(dynamic, static)
+
+        def solve(z0, z1, params):
+            init = None if params is None else CubicSpline(z0, z1, params)
+            return geodesic(
+                local_metric,
+                z0,
+                z1,
+                init=init,
+                solver=solver,
+                throw=False,
+                **dict(options),
+            )
+
+        if vmap_size is None:
+            in_axes = (0, 0, None if init_params is None else 0)
+            return jax.vmap(solve, in_axes=in_axes)(starts, ends, init_params)
+        # One pair at a time keeps `lax.cond` a branch, not a `select` of both.
+        group = None if vmap_size == 1 else vmap_size
+        pairs = (starts, ends, init_params)
+        return jax.lax.map(lambda args: solve(*args), pairs, batch_size=group)
+
+    pairs = PartitionSpec(_AXIS)
+    return jax.shard_map(
+        solve_shard,
+        mesh=mesh,
+        in_specs=(PartitionSpec(), pairs, pairs, pairs),
+        out_specs=pairs,
+        check_vma=False,
+    )(dynamic, starts, ends, init_params)
 
 
-def _fingerprint(points: np.ndarray, options: tuple) -> str:
+def _global_array(x, sharding: NamedSharding) -> jax.Array:
+    """`x` as an array laid out by `sharding`; each process supplies only the
+    shards of its own devices, so this works across hosts too."""
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _fingerprint(points: np.ndarray, options: tuple, extra: np.ndarray | None) -> str:
     digest = hashlib.sha256(np.ascontiguousarray(points).tobytes())
+    if extra is not None:
+        digest.update(np.ascontiguousarray(extra).tobytes())
     digest.update(repr(options).encode())
     return digest.hexdigest()
 
@@ -110,10 +164,15 @@ def pairwise_geodesics(
     points: Float[ArrayLike, "N d"],
     *,
     batch_size: int = 64,
-    init: CubicSpline | None = None,
+    init: CubicSpline | Literal["straight", "graph"] | None = None,
+    graph_neighbours: int = 10,
+    graph_points: Float[ArrayLike, "E d"] | None = None,
+    refine: bool = True,
     solver: AbstractCurveSolver | None = None,
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    vmap_size: int | None | Literal["auto"] = "auto",
     **geodesic_options,
 ) -> PairwiseResult:
     """Geodesics between all unordered pairs of `points`, with their curves.
@@ -121,29 +180,55 @@ def pairwise_geodesics(
     Each pair `i < j` is solved once; pairs are processed in chunks of
     `batch_size` with one `jax.vmap`-ed, jit-compiled [`geodesic`][latentgeo.geodesic]
     call per chunk (the last chunk is padded, so there is one compilation), so
-    memory is bounded whatever `N`. A pair that fails is reported in `converged`
-    and neither stops nor corrupts the others.
+    memory is bounded whatever `N`. The pairs of a chunk are sharded over
+    `devices` (all of them by default: every GPU of a machine, or of every host
+    after `jax.distributed.initialize()`), each device solving its share. A pair
+    that fails is reported in `converged` and neither stops nor corrupts the
+    others.
 
     **Arguments:**
 
     - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
     - `points`: `(N, d)` latent points.
-    - `batch_size`: pairs per chunk (64).
-    - `init`: optional starting curves, a `CubicSpline` batched over the
-      `M = N (N - 1) / 2` pairs in `numpy.triu_indices(N, 1)` order.
+    - `batch_size`: pairs per chunk (64), rounded up to a multiple of the number
+      of devices.
+    - `init`: starting curves. `"straight"` (or `None`, the default): straight
+      lines. `"graph"`: the shortest path in a k-nearest-neighbour graph with
+      metric edge lengths, fitted by a spline ([`graph_paths`][latentgeo.graph_paths],
+      Arvanitidis et al. 2019), which avoids the longer of two local geodesics.
+      Or a `CubicSpline` batched over the `M = N (N - 1) / 2` pairs in
+      `numpy.triu_indices(N, 1)` order.
+    - `graph_neighbours`: $k$ of the graph (10).
+    - `graph_points`: optional `(E, d)` extra graph nodes, e.g. the training
+      codes, so that graph paths follow the data between the query points.
+    - `refine`: `True` (default) runs the curve solver from the starting curves.
+      `False` (with `init="graph"`) returns the graph estimate: distances are
+      graph path lengths, curves the fitted paths, `num_steps` zero; fast and
+      approximate (no checkpoint is written).
     - `solver`: passed to `geodesic`.
     - `progress`: show a progress bar (tqdm) over pairs.
     - `checkpoint`: a `.npz` path; finished chunks are saved there as they
       complete, and a rerun with the same points and options resumes from it, so
       an interrupted run (e.g. `KeyboardInterrupt`) loses no finished work.
+      Across hosts, give a path on a shared file system; process 0 writes it.
+    - `devices`: the devices to shard each chunk over; default `jax.devices()`.
+      On a CPU, `XLA_FLAGS=--xla_force_host_platform_device_count=<cores>` (set
+      before importing jax) makes one device per core, and so solves that many
+      pairs at once.
+    - `vmap_size`: pairs per device solved in lockstep under `jax.vmap`. `None`:
+      the device's whole share of the chunk (best on GPUs, which reward wide
+      batches). `1`: one pair after the other (`jax.lax.map`), which is fastest
+      on CPUs: a lockstep batch runs until its slowest pair converges, and under
+      `vmap` the solvers' conditionals (line searches) evaluate both branches.
+      `"auto"` (default): `1` on CPU devices, else `None`.
     - `**geodesic_options`: `energy`, `num_segments`, `num_points`, `max_steps`,
       `key` as for `geodesic`.
 
     **Returns:** a [`PairwiseResult`][latentgeo.PairwiseResult].
 
     **Raises:** `ValueError` for points of the wrong shape or containing NaN/inf,
-    fewer than two points, a bad `batch_size`, or an unreadable or mismatched
-    checkpoint.
+    fewer than two points, a bad `batch_size` or `init`, a disconnected graph,
+    or an unreadable or mismatched checkpoint.
     """
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] != metric.latent_dim:
@@ -157,31 +242,68 @@ def pairwise_geodesics(
         raise ValueError(f"`points` rows {bad.tolist()} contain NaN or inf.")
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
+    if isinstance(init, str) and init not in ("straight", "graph"):
+        raise ValueError(
+            f"`init` must be 'straight', 'graph' or a CubicSpline, got {init!r}."
+        )
+    if not refine and init != "graph":
+        raise ValueError(
+            "`refine=False` returns the graph estimate: pass `init='graph'`."
+        )
     if not np.issubdtype(points.dtype, np.floating):
         points = points.astype(jnp.result_type(float))
     n = points.shape[0]
     rows, cols = np.triu_indices(n, 1)
     num_pairs = rows.size
-    options = tuple(sorted(geodesic_options.items()))
+    given = isinstance(init, CubicSpline)
     num_segments = (
-        geodesic_options.get("num_segments", 10) if init is None else init.num_segments
+        init.num_segments if given else geodesic_options.get("num_segments", 10)
     )
-    if init is not None and init.params.shape[0] != num_pairs:
+    if given and init.params.shape[0] != num_pairs:
         raise ValueError(
             f"`init` holds {init.params.shape[0]} curves, expected one per pair "
             f"({num_pairs})."
         )
+    graph = None
+    if init == "graph":
+        graph = graph_paths(
+            metric,
+            points,
+            neighbours=graph_neighbours,
+            extra_points=graph_points,
+            progress=progress,
+        )
+        if not refine:
+            return _graph_estimate(graph, rows, cols, num_segments, batch_size)
+    devices = jax.devices() if devices is None else list(devices)
+    if vmap_size == "auto":
+        vmap_size = 1 if devices[0].platform == "cpu" else None
+    elif vmap_size is not None and vmap_size < 1:
+        raise ValueError(f"`vmap_size` must be None or >= 1, got {vmap_size}.")
+    mesh = Mesh(np.asarray(devices), (_AXIS,))
+    replicated, sharded = (
+        NamedSharding(mesh, PartitionSpec()),
+        NamedSharding(mesh, PartitionSpec(_AXIS)),
+    )
+    options = tuple(sorted(geodesic_options.items()))
     params_shape = (num_segments + 1, points.shape[1])
     path = None if checkpoint is None else Path(checkpoint)
-    fingerprint = _fingerprint(points, (options, batch_size, init is None))
+    extra = None if graph_points is None else np.asarray(graph_points)
+    start_key = "given" if given else ("graph", graph_neighbours) if graph else None
+    fingerprint = _fingerprint(points, (options, batch_size, start_key), extra)
     state = _empty_state(num_pairs, params_shape)
     if path is not None and path.exists():
         state = _load_checkpoint(path, fingerprint, state)
     batch_size = min(batch_size, num_pairs)
+    batch_size = -(-batch_size // len(devices)) * len(devices)
     chunks = [
         np.arange(s, min(s + batch_size, num_pairs))
         for s in range(0, num_pairs, batch_size)
     ]
+    dynamic, static = eqx.partition(metric, eqx.is_array)
+    metric = eqx.combine(
+        jtu.tree_map(lambda x: _global_array(x, replicated), dynamic), static
+    )
     bar = tqdm(total=num_pairs, disable=not progress, desc="geodesics", unit="pair")
     bar.update(int(state["done"].sum()))
     with bar:
@@ -189,22 +311,32 @@ def pairwise_geodesics(
             if state["done"][chunk].all():
                 continue
             padded = np.resize(chunk, batch_size)  # repeat pairs to keep one shape
-            init_params = None if init is None else init.params[padded]
+            if graph is not None:
+                init_params = graph.init_curves(
+                    rows[padded], cols[padded], num_segments
+                )
+                init_params = _global_array(init_params.params, sharded)
+            elif given:
+                init_params = _global_array(init.params[padded], sharded)
+            else:
+                init_params = None
             out = _solve_chunk(
                 metric,
-                jnp.asarray(points[rows[padded]]),
-                jnp.asarray(points[cols[padded]]),
+                _global_array(points[rows[padded]], sharded),
+                _global_array(points[cols[padded]], sharded),
                 init_params,
                 solver,
                 options,
+                mesh,
+                vmap_size,
             )
             k = chunk.size
-            state["lengths"][chunk] = np.asarray(out.length)[:k]
-            state["converged"][chunk] = np.asarray(out.converged)[:k]
-            state["num_steps"][chunk] = np.asarray(out.num_steps)[:k]
-            state["params"][chunk] = np.asarray(out.curve.params)[:k]
+            state["lengths"][chunk] = _to_host(out.length)[:k]
+            state["converged"][chunk] = _to_host(out.converged)[:k]
+            state["num_steps"][chunk] = _to_host(out.num_steps)[:k]
+            state["params"][chunk] = _to_host(out.curve.params)[:k]
             state["done"][chunk] = True
-            if path is not None:
+            if path is not None and jax.process_index() == 0:
                 _save_checkpoint(path, fingerprint, state)
             bar.update(k)
     converged_pairs = state["converged"]
@@ -216,9 +348,37 @@ def pairwise_geodesics(
             RuntimeWarning,
             stacklevel=2,
         )
-    dtype = points.dtype
+    return _assemble(
+        points,
+        rows,
+        cols,
+        state["lengths"],
+        converged_pairs,
+        state["params"],
+        state["num_steps"],
+    )
+
+
+def _graph_estimate(graph, rows, cols, num_segments, batch_size) -> PairwiseResult:
+    """The graph distances, and the fitted graph paths as curves."""
+    points = graph.nodes[: graph.distances.shape[0]]
+    size = min(max(batch_size, 1024), rows.size)
+    params = np.zeros((rows.size, num_segments + 1, points.shape[1]), points.dtype)
+    for start in range(0, rows.size, size):
+        chunk = np.resize(np.arange(start, min(start + size, rows.size)), size)
+        fitted = graph.init_curves(rows[chunk], cols[chunk], num_segments).params
+        count = min(size, rows.size - start)
+        params[start : start + count] = np.asarray(fitted)[:count]
+    lengths = graph.distances[rows, cols]
+    converged = np.ones(rows.size, bool)
+    num_steps = np.zeros(rows.size, np.int32)
+    return _assemble(points, rows, cols, lengths, converged, params, num_steps)
+
+
+def _assemble(points, rows, cols, lengths, converged_pairs, params, num_steps):
+    n, dtype = points.shape[0], points.dtype
     distances = np.zeros((n, n), dtype)
-    distances[rows, cols] = state["lengths"]
+    distances[rows, cols] = lengths
     distances += distances.T
     converged = np.eye(n, dtype=bool)
     converged[rows, cols] = converged_pairs
@@ -226,14 +386,14 @@ def pairwise_geodesics(
     curves = CubicSpline(
         jnp.asarray(points[rows]),
         jnp.asarray(points[cols]),
-        jnp.asarray(state["params"], dtype),
+        jnp.asarray(params, dtype),
     )
     return PairwiseResult(
         distances=jnp.asarray(distances),
         converged=jnp.asarray(converged),
         pairs=jnp.asarray(np.stack([rows, cols], axis=1)),
         curves=curves,
-        num_steps=jnp.asarray(state["num_steps"]),
+        num_steps=jnp.asarray(num_steps),
     )
 
 

@@ -1,0 +1,123 @@
+"""Pairs sharded over several devices, and over several processes, give the
+single-device matrix. Devices are simulated CPUs, set up before jax is imported,
+so each case runs in fresh processes."""
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+import latentgeo as lg
+
+PROBLEM = """
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import latentgeo as lg
+
+ensemble = lg.EnsembleDecoder.init(
+    lambda k: eqx.nn.MLP(2, 5, 8, 1, activation=jnp.tanh, key=k),
+    3,
+    key=jax.random.key(0),
+)
+metric = lg.ExpectedMetric(ensemble)
+points = np.random.default_rng(0).uniform(-1, 1, (6, 2)).astype(np.float32)
+options = dict(
+    batch_size=6, progress=False, num_points=16, init="graph", graph_neighbours=3
+)
+"""
+
+
+def _environment(devices_per_process):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices_per_process}"
+    env["JAX_PLATFORMS"] = "cpu"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    return env
+
+
+def _single_device_distances():
+    namespace = {}
+    exec(PROBLEM, namespace)
+    return np.asarray(
+        lg.pairwise_distances(
+            namespace["metric"], namespace["points"], **namespace["options"]
+        )
+    )
+
+
+def test_sharded_matrix_equals_single_device():
+    script = PROBLEM + textwrap.dedent(
+        """
+        assert jax.device_count() == 4, jax.devices()
+        many = lg.pairwise_geodesics(metric, points, **options)
+        one = lg.pairwise_geodesics(
+            metric, points, devices=jax.devices()[:1], **options
+        )
+        np.testing.assert_allclose(many.distances, one.distances, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(many.num_steps, one.num_steps)
+        assert bool(many.converged.all())
+        print("sharded == single")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=_environment(4),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sharded == single" in done.stdout
+
+
+def test_two_processes_equal_single_device(tmp_path):
+    """The `jax.distributed` recipe: two processes of two devices each, one call."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = (
+        textwrap.dedent(
+            f"""
+        import sys
+        import jax
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(
+            "127.0.0.1:{port}", num_processes=2, process_id=int(sys.argv[1])
+        )
+        """
+        )
+        + PROBLEM
+        + textwrap.dedent(
+            f"""
+        assert jax.device_count() == 4 and jax.local_device_count() == 2
+        distances = lg.pairwise_distances(metric, points, **options)
+        np.save("{tmp_path}/d" + sys.argv[1] + ".npy", np.asarray(distances))
+        """
+        )
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(i)],
+            env=_environment(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err[-3000:]
+    expected = _single_device_distances()
+    for i in range(2):
+        np.testing.assert_allclose(
+            np.load(tmp_path / f"d{i}.npy"), expected, rtol=1e-5, atol=1e-6
+        )
