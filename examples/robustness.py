@@ -241,7 +241,9 @@ def run_seed(
     `m_steps`, `m_outcome` (indices into `OUTCOMES`) and `m_euclidean` (the
     latent straight-line distance), each `(P,)`; and scalars `m_epochs`,
     `m_best_epoch`, `m_validation_loss`, `m_nn_accuracy` (1-nearest-neighbour
-    label accuracy of the test codes against the training codes), `m_seconds`.
+    label accuracy of the test codes against the training codes), `m_seconds`;
+    and `m_code_variances`, `(d,)` eigenvalues of the covariance of the training
+    codes, ascending (a VAE may leave latent directions unused).
     """
     keys = jax.random.split(jax.random.key(seed), 3)
     solver = _solver(config.solver)
@@ -284,6 +286,9 @@ def run_seed(
             f"{method}_best_epoch": np.asarray(vae.best_epoch),
             f"{method}_validation_loss": np.asarray(
                 vae.validation_loss[vae.best_epoch], np.float64
+            ),
+            f"{method}_code_variances": np.linalg.eigvalsh(
+                np.atleast_2d(np.cov(np.asarray(train_codes).T))
             ),
             f"{method}_nn_accuracy": _nearest_neighbour_accuracy(
                 train_codes, data.train_labels, test_codes, data.test_labels
@@ -341,6 +346,12 @@ def _t_test(cv: dict[str, np.ndarray], keep: np.ndarray) -> dict:
     }
 
 
+def _active_dims(variances: np.ndarray) -> list[int]:
+    """Per seed, the latent directions whose code variance is at least 1% of the
+    largest; a collapsed direction carries (almost) no information."""
+    return np.sum(variances >= 0.01 * variances[:, -1:], axis=1).tolist()
+
+
 def analyse(output: str | os.PathLike, num_seeds: int) -> dict:
     """CVs, the one-sided paired t-test, the histogram and `summary.json`.
 
@@ -391,6 +402,7 @@ def analyse(output: str | os.PathLike, num_seeds: int) -> dict:
             },
             "mean_solver_steps": float(np.mean(tables[f"{m}_steps"])),
             "max_solver_steps": int(np.max(tables[f"{m}_steps"])),
+            "active_latent_dims_per_seed": _active_dims(tables[f"{m}_code_variances"]),
             "training": {
                 key: [float(np.mean(v)), float(np.std(v))]
                 for key in ("epochs", "validation_loss", "nn_accuracy", "seconds")

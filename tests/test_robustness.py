@@ -57,12 +57,16 @@ def test_one_table_per_seed(run_dir):
                 assert np.all(distances > 0) and np.all(np.isfinite(distances))
                 assert table[f"{method}_outcome"].shape == (3,)
                 assert int(table[f"{method}_epochs"]) <= TINY.max_epochs
+                variances = table[f"{method}_code_variances"]
+                assert variances.shape == (2,) and np.all(np.diff(variances) >= 0)
     # Different seeds train different models.
     tables = robustness.load_tables(output, 2)
     assert not np.allclose(
         tables["ensemble_distance"][0], tables["ensemble_distance"][1]
     )
     assert sum(line.startswith("seed") for line in lines) == 2
+    for method in robustness.METHODS:
+        assert all(d in (1, 2) for d in summary[method]["active_latent_dims_per_seed"])
 
 
 def test_resume_skips_finished_seeds(run_dir, monkeypatch):
