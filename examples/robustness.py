@@ -31,7 +31,6 @@ import dataclasses
 import functools
 import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -565,4 +564,3 @@ if __name__ == "__main__":
     start = time.perf_counter()
     run(config, output, progress=progress)
     print(f"wall time {time.perf_counter() - start:.0f} s")
-    sys.exit(0)
