@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ._ensemble import EnsembleDecoder
 

@@ -12,7 +12,7 @@ import jax.tree_util as jtu
 import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree, Real
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ._encoder import as_data, check_encoder, param_dtype
 from ._ensemble import EnsembleDecoder
