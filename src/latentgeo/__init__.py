@@ -49,6 +49,7 @@ from ._solvers import (
     LevenbergMarquardt as LevenbergMarquardt,
     Minimisation as Minimisation,
     OptaxSolver as OptaxSolver,
+    WarmStart as WarmStart,
 )
 from ._train import train_decoders as train_decoders
 from ._vae import (

@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 from ._curve import CubicSpline
 from ._metric import AbstractMetric, ExpectedMetric
 from ._objective import CurveObjective
-from ._solvers import RESULTS, AbstractCurveSolver, OptaxSolver
+from ._solvers import RESULTS, AbstractCurveSolver, OptaxSolver, WarmStart
 
 LENGTH_POINTS = 1025
 """Points (1024 segments) at which `GeodesicResult.length` is measured."""
@@ -86,11 +86,13 @@ def geodesic(
       with `CubicSpline.fit`); its number of segments replaces `num_segments`.
       Default: the straight line.
     - `solver`: an [`AbstractCurveSolver`][latentgeo.AbstractCurveSolver].
-      Default: L-BFGS ([`OptaxSolver`][latentgeo.OptaxSolver]), which converged in
-      20-80 iterations on every metric we measured (including decoders whose
-      energy is far from Gauss-Newton's model). For smooth decoders with small
-      residuals [`LevenbergMarquardt`][latentgeo.LevenbergMarquardt] is faster
-      (2-10 iterations). With a Monte Carlo `key`, the default is the paper's
+      Default: [`WarmStart`][latentgeo.WarmStart], 50 Adam steps then L-BFGS
+      ([`OptaxSolver`][latentgeo.OptaxSolver]), which converged on every metric
+      we measured and, on ReLU decoders, avoids the kinks where L-BFGS alone
+      stops early (median length excess 0.04% against 0.23%). For smooth
+      decoders with small residuals
+      [`LevenbergMarquardt`][latentgeo.LevenbergMarquardt] is faster (2-10
+      iterations). With a Monte Carlo `key`, the default is the paper's
       Adam (`OptaxSolver.paper_adam()`): quasi-Newton methods need an exact
       objective.
     - `energy`: `"expected"` (default) minimises `metric.curve_energy`;
@@ -150,7 +152,7 @@ def geodesic(
     times = jnp.linspace(0.0, 1.0, num_points, dtype=z0.dtype)
     objective = CurveObjective(metric, z0, z1, times, energy, key)
     if solver is None:
-        solver = OptaxSolver() if key is None else OptaxSolver.paper_adam()
+        solver = WarmStart() if key is None else OptaxSolver.paper_adam()
     with jax.default_matmul_precision("highest"):
         solution = solver.minimise(objective, init.params.astype(z0.dtype), max_steps)
         # From a point to itself the geodesic is the constant curve, exactly.

@@ -149,7 +149,11 @@ class OptaxSolver(AbstractCurveSolver):
             # working when a user runs JAX with strict dtype promotion.
             with jax.numpy_dtype_promotion("standard"):
                 updates, opt_state = optimiser.update(
-                    grad, state.opt_state, state.params, value=value, grad=grad,
+                    grad,
+                    state.opt_state,
+                    state.params,
+                    value=value,
+                    grad=grad,
                     value_fn=fn,
                 )
             improved = value < state.best_value - (
@@ -196,6 +200,60 @@ class OptaxSolver(AbstractCurveSolver):
             value=final.best_value,
             num_steps=final.step,
             result=result,
+        )
+
+
+def _adam_warmup() -> OptaxSolver:
+    return OptaxSolver(optax.adam(1e-2), rtol=0.0, patience=10)
+
+
+class WarmStart(AbstractCurveSolver):
+    r"""A few steps of one solver, then another from where it stopped.
+
+    The default — and `geodesic`'s default solver — is 50 steps of Adam
+    (learning rate 0.01) followed by L-BFGS. On decoders with ReLU activations
+    the discretised energy is piecewise quadratic, and quasi-Newton and
+    Gauss–Newton methods started from the straight line often stop at a kink
+    well above the optimum; Adam's first steps, of nearly fixed size in every
+    parameter, carry the curve past those kinks, and L-BFGS then converges in
+    tens of iterations. Measured on 48 pairs of a 10-member ReLU ensemble (see
+    the performance page): median length excess 0.04% and p90 0.4% over the best
+    curve any method found, against 0.23% and 3.2% for L-BFGS alone, at lower
+    cost (about 75 energy-and-gradient evaluations instead of 68 plus line
+    searches).
+
+    The warm-up assumes latent coordinates of order one (its learning rate is
+    in latent units, as the paper's Adam); for latents of another scale pass a
+    `warmup` with a learning rate of about 1% of a typical pair distance.
+
+    **Arguments:**
+
+    - `warmup`: the first solver (Adam, learning rate 0.01, stopping early after
+      10 steps without improvement).
+    - `solver`: the second solver (L-BFGS, `OptaxSolver()`).
+    - `warmup_steps`: the first solver's step budget (50).
+
+    `num_steps` of the result counts both; its `result` is the second's.
+    """
+
+    warmup: AbstractCurveSolver = eqx.field(default_factory=_adam_warmup)
+    solver: AbstractCurveSolver = eqx.field(default_factory=OptaxSolver)
+    warmup_steps: int = eqx.field(static=True, default=50)
+
+    def __check_init__(self):
+        if self.warmup_steps < 0:
+            raise ValueError(f"`warmup_steps` must be >= 0, got {self.warmup_steps}.")
+
+    def minimise(
+        self, objective: Objective, params: PyTree, max_steps: int
+    ) -> Minimisation:
+        first = self.warmup.minimise(objective, params, self.warmup_steps)
+        second = self.solver.minimise(objective, first.params, max_steps)
+        return Minimisation(
+            params=second.params,
+            value=second.value,
+            num_steps=first.num_steps + second.num_steps,
+            result=second.result,
         )
 
 
