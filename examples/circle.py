@@ -108,8 +108,10 @@ def main(output: str, num_members: int, num_steps: int, seed: int) -> int:
             "(graph, compilation and solves)"
         )
 
-    print(f"{'metric':>8} {'pair':>4} {'geodesic':>9} {'straight':>9} "
-          f"{'min radius':>10} converged")
+    print(
+        f"{'metric':>8} {'pair':>4} {'geodesic':>9} {'straight':>9} "
+        f"{'min radius':>10} converged"
+    )
     for name, entry in results.items():
         found = entry["result"]
         for i in range(len(starts)):
