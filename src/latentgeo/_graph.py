@@ -38,8 +38,9 @@ class GraphPaths(eqx.Module):
 
     - `distances`: `(N, N)` graph distances between the query points: the metric
       length of the shortest path, symmetric with zero diagonal. An estimate of
-      the geodesic distance that is close to an upper bound (each edge is a
-      valid curve, measured on `edge_points` points).
+      the geodesic distance, usually above it (a path is a curve), though each
+      edge is measured on `edge_points` points only, so on strongly curved
+      metrics it can fall below.
     - `nodes`: `(V, d)` the graph's nodes, the query points first.
     - `predecessors`: `(N, V)` node before node `v` on the shortest path from
       query point `i` (`-9999` at `v = i`).
@@ -105,7 +106,9 @@ class GraphPaths(eqx.Module):
         fraction = np.clip((times - start) / width, 0.0, 1.0)[..., None]
         a = self.nodes[take(hops, segment)]
         b = self.nodes[take(hops, segment + 1)]
-        samples = jnp.asarray(a + fraction * (b - a), self.nodes.dtype)
+        samples = a + fraction * (b - a)
+        samples[:, 0], samples[:, -1] = self.nodes[rows], self.nodes[cols]  # exact
+        samples = jnp.asarray(samples, self.nodes.dtype)
         return _fit_paths(samples, jnp.asarray(times, samples.dtype), num_segments)
 
 

@@ -164,7 +164,7 @@ def pairwise_geodesics(
     points: Float[ArrayLike, "N d"],
     *,
     batch_size: int = 64,
-    init: CubicSpline | Literal["straight", "graph"] | None = None,
+    init: CubicSpline | Literal["straight", "graph", "best"] | None = None,
     graph_neighbours: int = 10,
     graph_points: Float[ArrayLike, "E d"] | None = None,
     refine: bool = True,
@@ -195,16 +195,18 @@ def pairwise_geodesics(
     - `init`: starting curves. `"straight"` (or `None`, the default): straight
       lines. `"graph"`: the shortest path in a k-nearest-neighbour graph with
       metric edge lengths, fitted by a spline ([`graph_paths`][latentgeo.graph_paths],
-      Arvanitidis et al. 2019), which avoids the longer of two local geodesics.
+      Arvanitidis et al. 2019), which can avoid the longer of two local
+      geodesics. `"best"`: solve from both the straight line and the graph path
+      and keep the shorter curve (twice the work; `num_steps` counts both).
       Or a `CubicSpline` batched over the `M = N (N - 1) / 2` pairs in
       `numpy.triu_indices(N, 1)` order.
     - `graph_neighbours`: $k$ of the graph (10).
     - `graph_points`: optional `(E, d)` extra graph nodes, e.g. the training
       codes, so that graph paths follow the data between the query points.
     - `refine`: `True` (default) runs the curve solver from the starting curves.
-      `False` (with `init="graph"`) returns the graph estimate: distances are
-      graph path lengths, curves the fitted paths, `num_steps` zero; fast and
-      approximate (no checkpoint is written).
+      `False` (with `init="graph"` or `"best"`) returns the graph estimate:
+      distances are graph path lengths, curves the fitted paths, `num_steps`
+      zero; fast and approximate (no checkpoint is written).
     - `solver`: passed to `geodesic`.
     - `progress`: show a progress bar (tqdm) over pairs.
     - `checkpoint`: a `.npz` path; finished chunks are saved there as they
@@ -242,11 +244,12 @@ def pairwise_geodesics(
         raise ValueError(f"`points` rows {bad.tolist()} contain NaN or inf.")
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
-    if isinstance(init, str) and init not in ("straight", "graph"):
+    if isinstance(init, str) and init not in ("straight", "graph", "best"):
         raise ValueError(
-            f"`init` must be 'straight', 'graph' or a CubicSpline, got {init!r}."
+            "`init` must be 'straight', 'graph', 'best' or a CubicSpline, "
+            f"got {init!r}."
         )
-    if not refine and init != "graph":
+    if not refine and init not in ("graph", "best"):
         raise ValueError(
             "`refine=False` returns the graph estimate: pass `init='graph'`."
         )
@@ -265,7 +268,7 @@ def pairwise_geodesics(
             f"({num_pairs})."
         )
     graph = None
-    if init == "graph":
+    if init in ("graph", "best"):
         graph = graph_paths(
             metric,
             points,
@@ -289,7 +292,7 @@ def pairwise_geodesics(
     params_shape = (num_segments + 1, points.shape[1])
     path = None if checkpoint is None else Path(checkpoint)
     extra = None if graph_points is None else np.asarray(graph_points)
-    start_key = "given" if given else ("graph", graph_neighbours) if graph else None
+    start_key = "given" if given else (init, graph_neighbours) if graph else None
     fingerprint = _fingerprint(points, (options, batch_size, start_key), extra)
     state = _empty_state(num_pairs, params_shape)
     if path is not None and path.exists():
@@ -311,30 +314,37 @@ def pairwise_geodesics(
             if state["done"][chunk].all():
                 continue
             padded = np.resize(chunk, batch_size)  # repeat pairs to keep one shape
+            ends = [_global_array(points[x[padded]], sharded) for x in (rows, cols)]
+            starts = []  # one solve per kind of start; each pair keeps the shortest
+            if init in (None, "straight", "best"):
+                starts.append(None)
             if graph is not None:
-                init_params = graph.init_curves(
-                    rows[padded], cols[padded], num_segments
+                fitted = graph.init_curves(rows[padded], cols[padded], num_segments)
+                starts.append(_global_array(fitted.params, sharded))
+            if given:
+                starts.append(_global_array(init.params[padded], sharded))
+            found = []
+            for start in starts:
+                out = _solve_chunk(
+                    metric, *ends, start, solver, options, mesh, vmap_size
                 )
-                init_params = _global_array(init_params.params, sharded)
-            elif given:
-                init_params = _global_array(init.params[padded], sharded)
-            else:
-                init_params = None
-            out = _solve_chunk(
-                metric,
-                _global_array(points[rows[padded]], sharded),
-                _global_array(points[cols[padded]], sharded),
-                init_params,
-                solver,
-                options,
-                mesh,
-                vmap_size,
-            )
+                found.append(
+                    dict(
+                        lengths=_to_host(out.length),
+                        converged=_to_host(out.converged),
+                        num_steps=_to_host(out.num_steps),
+                        params=_to_host(out.curve.params),
+                    )
+                )
             k = chunk.size
-            state["lengths"][chunk] = _to_host(out.length)[:k]
-            state["converged"][chunk] = _to_host(out.converged)[:k]
-            state["num_steps"][chunk] = _to_host(out.num_steps)[:k]
-            state["params"][chunk] = _to_host(out.curve.params)[:k]
+            lengths = np.stack([f["lengths"] for f in found])
+            shortest = np.argmin(np.where(np.isnan(lengths), np.inf, lengths), axis=0)
+            for key in ("lengths", "converged", "params"):
+                chosen = np.stack([f[key] for f in found])[
+                    shortest, np.arange(batch_size)
+                ]
+                state[key][chunk] = chosen[:k]
+            state["num_steps"][chunk] = sum(f["num_steps"] for f in found)[:k]
             state["done"][chunk] = True
             if path is not None and jax.process_index() == 0:
                 _save_checkpoint(path, fingerprint, state)

@@ -210,17 +210,17 @@ def _adam_warmup() -> OptaxSolver:
 class WarmStart(AbstractCurveSolver):
     r"""A few steps of one solver, then another from where it stopped.
 
-    The default — and `geodesic`'s default solver — is 50 steps of Adam
+    The default — and `geodesic`'s default solver — is 100 steps of Adam
     (learning rate 0.01) followed by L-BFGS. On decoders with ReLU activations
     the discretised energy is piecewise quadratic, and quasi-Newton and
     Gauss–Newton methods started from the straight line often stop at a kink
     well above the optimum; Adam's first steps, of nearly fixed size in every
     parameter, carry the curve past those kinks, and L-BFGS then converges in
     tens of iterations. Measured on 48 pairs of a 10-member ReLU ensemble (see
-    the performance page): median length excess 0.04% and p90 0.4% over the best
-    curve any method found, against 0.23% and 3.2% for L-BFGS alone, at lower
-    cost (about 75 energy-and-gradient evaluations instead of 68 plus line
-    searches).
+    the performance page): median length excess 0.03% and p90 0.5% over the
+    best curve any method found, against 0.31% and 4.2% for L-BFGS alone (and
+    0.05% and 1.0% with 50 warm-up steps), for about 125 energy-and-gradient
+    evaluations instead of 68.
 
     The warm-up assumes latent coordinates of order one (its learning rate is
     in latent units, as the paper's Adam); for latents of another scale pass a
@@ -231,14 +231,14 @@ class WarmStart(AbstractCurveSolver):
     - `warmup`: the first solver (Adam, learning rate 0.01, stopping early after
       10 steps without improvement).
     - `solver`: the second solver (L-BFGS, `OptaxSolver()`).
-    - `warmup_steps`: the first solver's step budget (50).
+    - `warmup_steps`: the first solver's step budget (100).
 
     `num_steps` of the result counts both; its `result` is the second's.
     """
 
     warmup: AbstractCurveSolver = eqx.field(default_factory=_adam_warmup)
     solver: AbstractCurveSolver = eqx.field(default_factory=OptaxSolver)
-    warmup_steps: int = eqx.field(static=True, default=50)
+    warmup_steps: int = eqx.field(static=True, default=100)
 
     def __check_init__(self):
         if self.warmup_steps < 0:
