@@ -6,6 +6,13 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "notebooks: runs the example notebooks (slow too; run with -m notebooks)",
+    )
+
+
 @pytest.fixture
 def getkey():
     """A fresh PRNG key per call, deterministic per test."""

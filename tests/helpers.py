@@ -55,7 +55,11 @@ def sphere_pair(angle_degrees: float, azimuth: float = 1.0):
     half = np.deg2rad(angle_degrees) / 2
     p = np.array([np.sin(half), 0.0, -np.cos(half)])
     q = np.array(
-        [-np.sin(half) * np.cos(azimuth), -np.sin(half) * np.sin(azimuth), -np.cos(half)]
+        [
+            -np.sin(half) * np.cos(azimuth),
+            -np.sin(half) * np.sin(azimuth),
+            -np.cos(half),
+        ]
     )
     distance = np.arccos(np.clip(p @ q, -1.0, 1.0))
     return (

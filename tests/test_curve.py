@@ -62,7 +62,10 @@ def test_fit_recovers_a_spline_exactly(spline):
 
 def test_fit_follows_a_polyline():
     path = jnp.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
-    first, second = jnp.linspace(path[0], path[1], 50), jnp.linspace(path[1], path[2], 50)
+    first, second = (
+        jnp.linspace(path[0], path[1], 50),
+        jnp.linspace(path[1], path[2], 50),
+    )
     dense = jnp.concatenate([first, second[1:]])
     curve = lg.CubicSpline.fit(dense, 10)
     np.testing.assert_array_equal(curve.z0, path[0])

@@ -3,9 +3,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import small_mlp
 
 import latentgeo as lg
+from helpers import small_mlp
 
 
 def test_from_members_stacks_members(getkey):

@@ -2,6 +2,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import latentgeo as lg
 from helpers import (
     ConformalSphere,
     InverseStereographic,
@@ -10,8 +12,6 @@ from helpers import (
     small_mlp,
     sphere_pair,
 )
-
-import latentgeo as lg
 
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
 SOLVERS = [lg.OptaxSolver(), lg.LevenbergMarquardt()]

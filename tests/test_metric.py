@@ -3,6 +3,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import latentgeo as lg
 from helpers import (
     ConformalSphere,
     InverseStereographic,
@@ -10,8 +12,6 @@ from helpers import (
     float64,
     small_mlp,
 )
-
-import latentgeo as lg
 
 
 @pytest.fixture
@@ -24,8 +24,12 @@ def test_linear_decoder_tensor_is_a_transpose_a():
     metric = lg.PullbackMetric(Linear(matrix), latent_dim=2)
     np.testing.assert_allclose(metric.tensor(jnp.array([0.3, 4.0])), matrix.T @ matrix)
     u, v = jnp.array([1.0, -2.0]), jnp.array([0.5, 0.5])
-    np.testing.assert_allclose(metric.inner(jnp.zeros(2), u, v), u @ matrix.T @ matrix @ v)
-    np.testing.assert_allclose(metric.norm(jnp.zeros(2), u), jnp.linalg.norm(matrix @ u))
+    np.testing.assert_allclose(
+        metric.inner(jnp.zeros(2), u, v), u @ matrix.T @ matrix @ v
+    )
+    np.testing.assert_allclose(
+        metric.norm(jnp.zeros(2), u), jnp.linalg.norm(matrix @ u)
+    )
 
 
 def test_expected_tensor_matches_jacfwd(ensemble):

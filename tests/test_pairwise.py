@@ -1,9 +1,9 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import InverseStereographic, sphere_pair
 
 import latentgeo as lg
+from helpers import InverseStereographic, sphere_pair
 
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
 
@@ -67,11 +67,15 @@ def test_resume_reuses_finished_chunks(tmp_path):
     state["lengths"][2:] = -1.0
     np.savez(path, **state)
     resumed = np.asarray(
-        lg.pairwise_distances(SPHERE, points, batch_size=2, checkpoint=path, progress=False)
+        lg.pairwise_distances(
+            SPHERE, points, batch_size=2, checkpoint=path, progress=False
+        )
     )
     assert resumed[0, 1] == 7.0 and resumed[0, 2] == 8.0
     rows, cols = np.triu_indices(4, 1)
-    np.testing.assert_allclose(resumed[rows[2:], cols[2:]], np.asarray(full)[rows[2:], cols[2:]], rtol=1e-5)
+    np.testing.assert_allclose(
+        resumed[rows[2:], cols[2:]], np.asarray(full)[rows[2:], cols[2:]], rtol=1e-5
+    )
 
 
 def test_checkpoint_of_other_points_or_unreadable_is_refused(tmp_path):
@@ -99,6 +103,8 @@ def test_bad_input():
     with pytest.raises(ValueError, match="at least two points"):
         lg.pairwise_distances(SPHERE, np.zeros((1, 2)), progress=False)
     with pytest.raises(ValueError, match=r"rows \[1\] contain NaN"):
-        lg.pairwise_distances(SPHERE, np.array([[0.0, 0.0], [np.nan, 1.0]]), progress=False)
+        lg.pairwise_distances(
+            SPHERE, np.array([[0.0, 0.0], [np.nan, 1.0]]), progress=False
+        )
     with pytest.raises(ValueError, match="batch_size"):
         lg.pairwise_distances(SPHERE, np.zeros((2, 2)), batch_size=0, progress=False)

@@ -2,9 +2,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import small_mlp
 
 import latentgeo as lg
+from helpers import small_mlp
 
 
 def test_members_fit_a_linear_map_and_disagree_off_data(getkey):

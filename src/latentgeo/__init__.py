@@ -1,16 +1,29 @@
 """latentgeo: Riemannian geometry of learned latent spaces in JAX."""
 
-from ._curve import AbstractCurve as AbstractCurve, CubicSpline as CubicSpline
-from . import datasets as datasets
-from . import plot as plot
+from . import datasets as datasets, plot as plot
+from ._curve import (
+    AbstractCurve as AbstractCurve,
+    CubicSpline as CubicSpline,
+)
+from ._encoder import (
+    GaussianEncoder as GaussianEncoder,
+    encode as encode,
+    init_vae as init_vae,
+)
 from ._ensemble import EnsembleDecoder as EnsembleDecoder
 from ._geodesic import (
     LENGTH_POINTS as LENGTH_POINTS,
     GeodesicResult as GeodesicResult,
     geodesic as geodesic,
 )
-from ._graph import GraphPaths as GraphPaths, graph_paths as graph_paths
-from ._kmeans import KMeansResult as KMeansResult, kmeans as kmeans
+from ._graph import (
+    GraphPaths as GraphPaths,
+    graph_paths as graph_paths,
+)
+from ._kmeans import (
+    KMeansResult as KMeansResult,
+    kmeans as kmeans,
+)
 from ._metric import (
     AbstractMetric as AbstractMetric,
     AbstractPullbackMetric as AbstractPullbackMetric,
@@ -39,5 +52,9 @@ from ._solvers import (
     WarmStart as WarmStart,
 )
 from ._train import train_decoders as train_decoders
+from ._vae import (
+    TrainedVAE as TrainedVAE,
+    train_ensemble_vae as train_ensemble_vae,
+)
 
 __version__ = "0.1.0"

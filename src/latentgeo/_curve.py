@@ -118,7 +118,10 @@ class CubicSpline(AbstractCurve):
 
     @classmethod
     def straight(
-        cls, z0: Float[ArrayLike, " d"], z1: Float[ArrayLike, " d"], num_segments: int = 10
+        cls,
+        z0: Float[ArrayLike, " d"],
+        z1: Float[ArrayLike, " d"],
+        num_segments: int = 10,
     ) -> "CubicSpline":
         """The straight line from `z0` to `z1` as a spline of `num_segments`."""
         z0 = _as_float(z0)
@@ -151,7 +154,9 @@ class CubicSpline(AbstractCurve):
         if times is None:
             steps = jnp.linalg.norm(jnp.diff(points, axis=0), axis=1)
             cumulative = jnp.concatenate([jnp.zeros(1, steps.dtype), jnp.cumsum(steps)])
-            times = cumulative / jnp.maximum(cumulative[-1], jnp.finfo(steps.dtype).tiny)
+            times = cumulative / jnp.maximum(
+                cumulative[-1], jnp.finfo(steps.dtype).tiny
+            )
         line = z0[None] + times[:, None] * (z1 - z0)[None]
         design = _design_matrix(times, num_segments, 0)
         params, *_ = jnp.linalg.lstsq(design, points - line)

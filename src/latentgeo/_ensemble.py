@@ -58,9 +58,11 @@ class EnsembleDecoder(eqx.Module):
     pytree with a leading member axis, so `ens(z)` evaluates every member in one
     `jax.vmap`-ed call, with no Python loop over members.
 
-    Build one with [`EnsembleDecoder.from_members`][latentgeo.EnsembleDecoder.from_members],
-    [`EnsembleDecoder.init`][latentgeo.EnsembleDecoder.init] or
-    [`EnsembleDecoder.from_apply`][latentgeo.EnsembleDecoder.from_apply].
+    Build one with
+    [`from_members`][latentgeo.EnsembleDecoder.from_members],
+    [`init`][latentgeo.EnsembleDecoder.init],
+    [`from_apply`][latentgeo.EnsembleDecoder.from_apply] or
+    [`from_torch`][latentgeo.EnsembleDecoder.from_torch].
 
     **Attributes:**
 
@@ -274,7 +276,7 @@ class EnsembleDecoder(eqx.Module):
                 "functions take one latent point, batch with `jax.vmap`."
             )
 
-    def __call__(self, z: Float[Array, " d"]) -> Float[Array, "K *out"]:
+    def __call__(self, z: Float[Array, " d"]) -> Float[Array, " K *out"]:
         """All members' outputs at `z`: shape `(K, *out_shape)`."""
         self.check_latent(z)
         return eqx.filter_vmap(self.apply, in_axes=(eqx.if_array(0), None))(
@@ -283,9 +285,7 @@ class EnsembleDecoder(eqx.Module):
 
     def member(self, index: int) -> Callable[[Array], Array]:
         """Member `index` as a function `z -> output`."""
-        params = jtu.tree_map(
-            lambda x: x[index] if eqx.is_array(x) else x, self.params
-        )
+        params = jtu.tree_map(lambda x: x[index] if eqx.is_array(x) else x, self.params)
         return jtu.Partial(self.apply, params)
 
     def mean(self, z: Float[Array, " d"]) -> Float[Array, " *out"]:

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ._curve import CubicSpline
 from ._metric import AbstractMetric

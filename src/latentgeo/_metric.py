@@ -25,11 +25,16 @@ from ._ensemble import EnsembleDecoder, call_module, infer_latent_dim
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 
-def safe_norm(x: Float[Array, "*shape"], axis: int = -1) -> Float[Array, "..."]:
-    """Euclidean norm with a finite (zero) gradient at zero (double-`where` trick)."""
-    squared = jnp.sum(x * x, axis=axis)
+def _safe_sqrt(squared: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+    """Square root of a non-negative quantity with a finite (zero) gradient at
+    zero: the double-`where` trick."""
     positive = squared > 0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+
+
+def safe_norm(x: Float[Array, "*shape"], axis: int = -1) -> Float[Array, "..."]:
+    """Euclidean norm with a finite (zero) gradient at zero."""
+    return _safe_sqrt(jnp.sum(x * x, axis=axis))
 
 
 def _check_points(points: Array, latent_dim: int) -> None:
@@ -85,9 +90,7 @@ class AbstractMetric(eqx.Module):
     def norm(self, z: Float[Array, " d"], v: Float[Array, " d"]) -> Float[Array, ""]:
         r"""Length $\sqrt{v^\top G(z) v}$ of tangent vector `v` at `z` (finite
         gradient at `v = 0`)."""
-        squared = jnp.maximum(self.inner(z, v, v), 0.0)
-        positive = squared > 0
-        return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+        return _safe_sqrt(jnp.maximum(self.inner(z, v, v), 0.0))
 
 
 class AbstractTensorMetric(AbstractMetric):
@@ -120,10 +123,7 @@ class AbstractTensorMetric(AbstractMetric):
         return (points.shape[0] - 1) * jnp.sum(self._segment_squares(points))
 
     def curve_length(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
-        squares = jnp.maximum(self._segment_squares(points), 0.0)
-        positive = squares > 0
-        roots = jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
-        return jnp.sum(roots)
+        return jnp.sum(_safe_sqrt(jnp.maximum(self._segment_squares(points), 0.0)))
 
 
 class AbstractPullbackMetric(AbstractMetric):

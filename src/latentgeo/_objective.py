@@ -42,7 +42,9 @@ class CurveObjective(eqx.Module):
     energy: str = eqx.field(static=True)
     key: PRNGKeyArray | None
 
-    def points(self, params: Float[Array, "num_params d"]) -> Float[Array, "num_points d"]:
+    def points(
+        self, params: Float[Array, "num_params d"]
+    ) -> Float[Array, "num_points d"]:
         """The curve's points at `times`."""
         return CubicSpline(self.z0, self.z1, params)(self.times)
 

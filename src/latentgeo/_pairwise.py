@@ -15,7 +15,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ._curve import CubicSpline
 from ._geodesic import geodesic

@@ -66,6 +66,12 @@ class AbstractCurveSolver(eqx.Module):
         with the loop inside JAX."""
 
 
+# One instance each: optimisers are static fields of jit-compiled solvers, hashed by
+# identity, so a fresh instance per call would recompile `geodesic` every time.
+_LBFGS = optax.lbfgs()
+_PAPER_ADAM = optax.adam(1e-2)
+
+
 class _State(eqx.Module):
     params: PyTree
     opt_state: PyTree
@@ -85,7 +91,8 @@ class OptaxSolver(AbstractCurveSolver):
 
     **Arguments:**
 
-    - `optimiser`: an `optax.GradientTransformation`. Optimisers that need the
+    - `optimiser`: an `optax.GradientTransformation`; create it once and reuse
+      it (it is part of the compilation cache key). Optimisers that need the
       objective (`optax.lbfgs`, line searches) receive it through optax's extra
       arguments `value`, `grad`, `value_fn`.
     - `rtol`, `atol`: the relative and absolute improvement that counts.
@@ -99,7 +106,7 @@ class OptaxSolver(AbstractCurveSolver):
     """
 
     optimiser: optax.GradientTransformation = eqx.field(
-        static=True, default_factory=optax.lbfgs
+        static=True, default_factory=lambda: _LBFGS
     )
     rtol: float = eqx.field(static=True, default=1e-6)
     atol: float = eqx.field(static=True, default=0.0)
@@ -115,7 +122,7 @@ class OptaxSolver(AbstractCurveSolver):
     def paper_adam(cls) -> "OptaxSolver":
         """The paper's optimiser: Adam, learning rate 0.01, stop after 100 steps
         without an energy improvement above 1e-4 (relative)."""
-        return cls(optax.adam(1e-2), rtol=1e-4, patience=100)
+        return cls(_PAPER_ADAM, rtol=1e-4, patience=100)
 
     def minimise(
         self, objective: Objective, params: PyTree, max_steps: int

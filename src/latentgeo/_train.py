@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ._ensemble import EnsembleDecoder
 
@@ -32,7 +32,7 @@ def _check_training_data(ensemble: EnsembleDecoder, latents, data):
 def train_decoders(
     ensemble: EnsembleDecoder,
     latents: Float[ArrayLike, "N d"],
-    data: Float[ArrayLike, "N *out"],
+    data: Float[ArrayLike, " N *out"],
     *,
     key: PRNGKeyArray,
     num_steps: int = 2000,
@@ -103,7 +103,9 @@ def train_decoders(
     losses = []
     with tqdm(total=num_steps, disable=not progress, desc="training") as bar:
         for chunk in np.array_split(np.arange(num_steps), min(20, num_steps)):
-            (params, opt_state), chunk_losses = run_chunk(params, opt_state, keys[chunk])
+            (params, opt_state), chunk_losses = run_chunk(
+                params, opt_state, keys[chunk]
+            )
             losses.append(chunk_losses)
             bar.update(chunk.size)
             bar.set_postfix(loss=f"{float(chunk_losses[-1]):.4g}")

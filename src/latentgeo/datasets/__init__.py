@@ -4,11 +4,10 @@ Synthetic generators return `(latents, observations)`; image loaders return
 `(images, labels)`. All data are numpy float32 arrays, labels int64.
 """
 
-from ._bundled import load_digits as load_digits
-from ._bundled import load_mnist_subset as load_mnist_subset
-from ._files import load_idx as load_idx
-from ._files import load_mnist as load_mnist
-from ._files import load_npz as load_npz
-from ._synthetic import make_circle as make_circle
-from ._synthetic import make_gap_curve as make_gap_curve
-from ._synthetic import make_two_moons as make_two_moons
+from ._bundled import load_digits as load_digits, load_mnist_subset as load_mnist_subset
+from ._files import load_idx as load_idx, load_mnist as load_mnist, load_npz as load_npz
+from ._synthetic import (
+    make_circle as make_circle,
+    make_gap_curve as make_gap_curve,
+    make_two_moons as make_two_moons,
+)
