@@ -301,9 +301,10 @@ def _gauss_newton_system(objective, params: Array) -> tuple[Array, Array, Array]
         dot("idf,if->id", a_jac, padded[:-1] - padded[1:])
         + weights[:, None] * dot("idf,if->id", b_jac, b)
     )
-    touching = jnp.full(num_points, 2.0, points.dtype).at[jnp.array([0, -1])].set(1.0)
+    # `weights` counts the segments touching each point: the same count weighs
+    # each point's share of the step residuals.
     diagonal = scale * (
-        touching[:, None, None] * dot("iaf,ibf->iab", a_jac, a_jac)
+        weights[:, None, None] * dot("iaf,ibf->iab", a_jac, a_jac)
         + weights[:, None, None] * dot("iaf,ibf->iab", b_jac, b_jac)
     )
     off_diagonal = -scale * dot("iaf,ibf->iab", a_jac[:-1], a_jac[1:])
