@@ -100,7 +100,7 @@ def test_non_converged_pairs_are_reported_not_fatal():
 def test_bad_input():
     with pytest.raises(ValueError, match=r"expected \(N, 2\)"):
         lg.pairwise_distances(SPHERE, np.zeros((3, 3)), progress=False)
-    with pytest.raises(ValueError, match="at least two points"):
+    with pytest.raises(ValueError, match="at least 2 points"):
         lg.pairwise_distances(SPHERE, np.zeros((1, 2)), progress=False)
     with pytest.raises(ValueError, match=r"rows \[1\] contain NaN"):
         lg.pairwise_distances(

@@ -4,13 +4,11 @@ import abc
 import functools
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-# Geometry needs full float32 products; GPUs default to reduced precision.
-_HIGHEST = jax.lax.Precision.HIGHEST
+from ._checks import HIGHEST, as_float
 
 
 class AbstractCurve(eqx.Module):
@@ -124,7 +122,7 @@ class CubicSpline(AbstractCurve):
         num_segments: int = 10,
     ) -> "CubicSpline":
         """The straight line from `z0` to `z1` as a spline of `num_segments`."""
-        z0 = _as_float(z0)
+        z0 = as_float(z0)
         params = jnp.zeros((num_segments + 1, z0.shape[-1]), jnp.result_type(z0))
         return cls(z0, jnp.asarray(z1, z0.dtype), params)
 
@@ -147,7 +145,7 @@ class CubicSpline(AbstractCurve):
 
         **Returns:** the `CubicSpline` closest to the points in least squares.
         """
-        points = _as_float(points)
+        points = as_float(points)
         if points.ndim != 2 or points.shape[0] < 2:
             raise ValueError(f"`points` has shape {points.shape}, expected (m>=2, d).")
         z0, z1 = points[0], points[-1]
@@ -170,7 +168,7 @@ class CubicSpline(AbstractCurve):
         t = jnp.asarray(t, self.params.dtype)
         line = self.z0[None] + t[:, None] * (self.z1 - self.z0)[None]
         design = _design_matrix(t, self.num_segments, 0)
-        points = line + jnp.matmul(design, self.params, precision=_HIGHEST)
+        points = line + jnp.matmul(design, self.params, precision=HIGHEST)
         # End points exact by construction, not up to float rounding.
         points = jnp.where((t == 0)[:, None], self.z0[None], points)
         return jnp.where((t == 1)[:, None], self.z1[None], points)
@@ -178,7 +176,7 @@ class CubicSpline(AbstractCurve):
     def derivative(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
         t = jnp.asarray(t, self.params.dtype)
         design = _design_matrix(t, self.num_segments, 1)
-        slope = jnp.matmul(design, self.params, precision=_HIGHEST)
+        slope = jnp.matmul(design, self.params, precision=HIGHEST)
         return (self.z1 - self.z0)[None] + slope
 
 
@@ -199,9 +197,4 @@ def _design_matrix(t: Array, num_segments: int, order: int) -> Array:
             [jnp.zeros_like(s), jnp.ones_like(s), 2 * s, 3 * s**2], axis=-1
         )
     coefficients = basis.reshape(num_segments, 4, -1)[segment]  # (n_t, 4, n+1)
-    return jnp.einsum("tc,tcp->tp", monomials, coefficients, precision=_HIGHEST)
-
-
-def _as_float(x) -> Array:
-    x = jnp.asarray(x)
-    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float)
+    return jnp.einsum("tc,tcp->tp", monomials, coefficients, precision=HIGHEST)

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from ._checks import check_point_shape
+
 
 def call_module(module: Callable[[Array], Array], z: Array) -> Array:
     return module(z)
@@ -270,11 +272,7 @@ class EnsembleDecoder(eqx.Module):
 
     def check_latent(self, z: Array, name: str = "z") -> None:
         """Raise `ValueError` (at trace time) unless `z` has shape `(latent_dim,)`."""
-        if jnp.shape(z) != (self.latent_dim,):
-            raise ValueError(
-                f"`{name}` has shape {jnp.shape(z)}, expected ({self.latent_dim},); "
-                "functions take one latent point, batch with `jax.vmap`."
-            )
+        check_point_shape(z, self.latent_dim, name)
 
     def __call__(self, z: Float[Array, " d"]) -> Float[Array, " K *out"]:
         """All members' outputs at `z`: shape `(K, *out_shape)`."""

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
+from ._checks import checked_point
 from ._curve import CubicSpline
 from ._metric import AbstractMetric, ExpectedMetric
 from ._objective import CurveObjective
@@ -43,14 +44,6 @@ class GeodesicResult(eqx.Module):
     @property
     def converged(self) -> jax.Array:
         return self.result == RESULTS.successful
-
-
-def _check_endpoint(metric: AbstractMetric, z: Array, name: str) -> Array:
-    z = jnp.asarray(z)
-    metric.check_point(z, name)
-    if not jnp.issubdtype(z.dtype, jnp.floating):
-        z = z.astype(float)
-    return eqx.error_if(z, ~jnp.all(jnp.isfinite(z)), f"`{name}` contains NaN or inf.")
 
 
 @eqx.filter_jit
@@ -139,8 +132,8 @@ def geodesic(
         raise ValueError("`key` is only used by `energy='decorrelated'`.")
     if num_points < 2:
         raise ValueError(f"`num_points` must be at least 2, got {num_points}.")
-    z0 = _check_endpoint(metric, z0, "z0")
-    z1 = _check_endpoint(metric, jnp.asarray(z1, z0.dtype), "z1")
+    z0 = checked_point(z0, metric.latent_dim, "z0")
+    z1 = checked_point(jnp.asarray(z1, z0.dtype), metric.latent_dim, "z1")
     if init is None:
         init = CubicSpline.straight(z0, z1, num_segments)
     else:

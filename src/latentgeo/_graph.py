@@ -23,6 +23,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 from tqdm import tqdm
 
+from ._checks import host_points, padded_chunks
 from ._curve import CubicSpline
 from ._metric import AbstractMetric
 
@@ -193,22 +194,11 @@ def graph_paths(
         raise ImportError(
             "Graph initialisation needs scipy: `pip install latentgeo[graph]`."
         ) from error
-    points = np.asarray(points)
-    dim = metric.latent_dim
-    if points.ndim != 2 or points.shape[1] != dim or points.shape[0] < 2:
-        raise ValueError(f"`points` has shape {points.shape}, expected (N>=2, {dim}).")
-    if not np.issubdtype(points.dtype, np.floating):
-        points = points.astype(jnp.result_type(float))
+    points = host_points(points, metric.latent_dim, "points", min_rows=2)
     nodes = points
     if extra_points is not None:
-        extra = np.asarray(extra_points, points.dtype)
-        if extra.ndim != 2 or extra.shape[1] != dim:
-            raise ValueError(
-                f"`extra_points` has shape {extra.shape}, expected (E, {dim})."
-            )
-        nodes = np.concatenate([points, extra])
-    if not np.all(np.isfinite(nodes)):
-        raise ValueError("`points` or `extra_points` contain NaN or inf.")
+        extra = host_points(extra_points, metric.latent_dim, "extra_points")
+        nodes = np.concatenate([points, extra.astype(points.dtype)])
     num_nodes, num_query = nodes.shape[0], points.shape[0]
     if not 1 <= neighbours < num_nodes:
         raise ValueError(
@@ -222,18 +212,17 @@ def graph_paths(
     edges = np.unique(np.sort(np.stack([tails, near.ravel()], axis=1), axis=1), axis=0)
     weights = np.empty(len(edges), points.dtype)
     size = min(batch_size, len(edges))
-    for start in tqdm(
-        range(0, len(edges), size), disable=not progress, desc="graph edges"
+    chunks = padded_chunks(len(edges), size)
+    for chunk, count in tqdm(
+        chunks, total=-(-len(edges) // size), disable=not progress, desc="graph edges"
     ):
-        chunk = np.resize(np.arange(start, min(start + size, len(edges))), size)
         lengths = _edge_lengths(
             metric,
             jnp.asarray(nodes[edges[chunk, 0]]),
             jnp.asarray(nodes[edges[chunk, 1]]),
             edge_points,
         )
-        count = min(size, len(edges) - start)
-        weights[start : start + count] = np.asarray(lengths)[:count]
+        weights[chunk[:count]] = np.asarray(lengths)[:count]
     if not np.all(np.isfinite(weights)):
         raise ValueError("Some graph edges have a NaN or infinite metric length.")
     # Sparse graphs treat stored zeros as edges, but keep weights positive anyway

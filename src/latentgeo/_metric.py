@@ -20,16 +20,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._checks import HIGHEST, check_point_shape
 from ._ensemble import EnsembleDecoder, call_module, infer_latent_dim
-
-_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def _safe_sqrt(squared: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     """Square root of a non-negative quantity with a finite (zero) gradient at
-    zero: the double-`where` trick."""
+    zero (the double-`where` trick); NaN stays NaN and inf stays inf, so a length
+    through a non-finite decoder output is never a plausible number."""
     positive = squared > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+    root = jnp.sqrt(jnp.where(positive, squared, 1.0))
+    return jnp.where(positive, root, jnp.where(squared == 0, 0.0, jnp.nan))
 
 
 def safe_norm(x: Float[Array, "*shape"], axis: int = -1) -> Float[Array, "..."]:
@@ -73,11 +74,7 @@ class AbstractMetric(eqx.Module):
 
     def check_point(self, z: Array, name: str = "z") -> None:
         """Raise `ValueError` (at trace time) unless `z` has shape `(latent_dim,)`."""
-        if jnp.shape(z) != (self.latent_dim,):
-            raise ValueError(
-                f"`{name}` has shape {jnp.shape(z)}, expected ({self.latent_dim},); "
-                "functions take one latent point, batch with `jax.vmap`."
-            )
+        check_point_shape(z, self.latent_dim, name)
 
     def inner(
         self, z: Float[Array, " d"], u: Float[Array, " d"], v: Float[Array, " d"]
@@ -85,7 +82,7 @@ class AbstractMetric(eqx.Module):
         r"""Inner product $u^\top G(z) v$ of tangent vectors at `z`."""
         for name, x in (("z", z), ("u", u), ("v", v)):
             self.check_point(x, name)
-        return jnp.dot(u, jnp.dot(self.tensor(z), v, precision=_HIGHEST))
+        return jnp.dot(u, jnp.dot(self.tensor(z), v, precision=HIGHEST))
 
     def norm(self, z: Float[Array, " d"], v: Float[Array, " d"]) -> Float[Array, ""]:
         r"""Length $\sqrt{v^\top G(z) v}$ of tangent vector `v` at `z` (finite
@@ -117,7 +114,7 @@ class AbstractTensorMetric(AbstractMetric):
         steps = jnp.diff(points, axis=0)
         midpoints = 0.5 * (points[1:] + points[:-1])
         tensors = jax.vmap(self.tensor)(midpoints)
-        return jnp.einsum("ti,tij,tj->t", steps, tensors, steps, precision=_HIGHEST)
+        return jnp.einsum("ti,tij,tj->t", steps, tensors, steps, precision=HIGHEST)
 
     def curve_energy(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         return (points.shape[0] - 1) * jnp.sum(self._segment_squares(points))
@@ -149,7 +146,7 @@ class AbstractPullbackMetric(AbstractMetric):
 
     def tensor(self, z: Float[Array, " d"]) -> Float[Array, "d d"]:
         jac_t = self.jacobian_transpose(z)
-        return jnp.matmul(jac_t, jac_t.T, precision=_HIGHEST)
+        return jnp.matmul(jac_t, jac_t.T, precision=HIGHEST)
 
     def _steps(self, points: Array) -> Array:
         _check_points(points, self.latent_dim)

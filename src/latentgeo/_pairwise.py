@@ -17,6 +17,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from tqdm import tqdm
 
+from ._atomic import atomic_write
+from ._checks import host_points, padded_chunks
 from ._curve import CubicSpline
 from ._geodesic import geodesic
 from ._graph import graph_paths
@@ -154,9 +156,7 @@ def _load_checkpoint(path: Path, fingerprint: str, empty: dict) -> dict:
 
 
 def _save_checkpoint(path: Path, fingerprint: str, state: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp.npz")
-    np.savez(temporary, fingerprint=fingerprint, **state)
-    os.replace(temporary, path)
+    atomic_write(path, lambda file: np.savez(file, fingerprint=fingerprint, **state))
 
 
 def pairwise_geodesics(
@@ -232,16 +232,7 @@ def pairwise_geodesics(
     fewer than two points, a bad `batch_size` or `init`, a disconnected graph,
     or an unreadable or mismatched checkpoint.
     """
-    points = np.asarray(points)
-    if points.ndim != 2 or points.shape[1] != metric.latent_dim:
-        raise ValueError(
-            f"`points` has shape {points.shape}, expected (N, {metric.latent_dim})."
-        )
-    if points.shape[0] < 2:
-        raise ValueError(f"`points` needs at least two points, got {points.shape[0]}.")
-    if not np.all(np.isfinite(points)):
-        bad = np.flatnonzero(~np.all(np.isfinite(points), axis=1))
-        raise ValueError(f"`points` rows {bad.tolist()} contain NaN or inf.")
+    points = host_points(points, metric.latent_dim, "points", min_rows=2)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
     if isinstance(init, str) and init not in ("straight", "graph", "best"):
@@ -253,8 +244,6 @@ def pairwise_geodesics(
         raise ValueError(
             "`refine=False` returns the graph estimate: pass `init='graph'`."
         )
-    if not np.issubdtype(points.dtype, np.floating):
-        points = points.astype(jnp.result_type(float))
     n = points.shape[0]
     rows, cols = np.triu_indices(n, 1)
     num_pairs = rows.size
@@ -374,11 +363,9 @@ def _graph_estimate(graph, rows, cols, num_segments, batch_size) -> PairwiseResu
     points = graph.nodes[: graph.distances.shape[0]]
     size = min(max(batch_size, 1024), rows.size)
     params = np.zeros((rows.size, num_segments + 1, points.shape[1]), points.dtype)
-    for start in range(0, rows.size, size):
-        chunk = np.resize(np.arange(start, min(start + size, rows.size)), size)
+    for chunk, count in padded_chunks(rows.size, size):
         fitted = graph.init_curves(rows[chunk], cols[chunk], num_segments).params
-        count = min(size, rows.size - start)
-        params[start : start + count] = np.asarray(fitted)[:count]
+        params[chunk[:count]] = np.asarray(fitted)[:count]
     lengths = graph.distances[rows, cols]
     converged = np.ones(rows.size, bool)
     num_steps = np.zeros(rows.size, np.int32)

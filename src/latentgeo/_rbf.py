@@ -17,11 +17,10 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from ._checks import HIGHEST
 from ._ensemble import EnsembleDecoder
 from ._kmeans import kmeans
 from ._metric import AbstractPullbackMetric
-
-_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def _rbf_features(
@@ -165,7 +164,7 @@ class RBFVarianceMetric(AbstractPullbackMetric):
 
     def _precision(self, z: Float[Array, " d"]) -> Float[Array, " D"]:
         features = _rbf_features(z, self.centers, self.bandwidths)
-        return jnp.matmul(self.weights, features, precision=_HIGHEST) + self.zeta
+        return jnp.matmul(self.weights, features, precision=HIGHEST) + self.zeta
 
     def embed(self, z: Float[Array, " d"]) -> Float[Array, " E"]:
         r"""$e(z) = (\mu(z), \sigma(z))$, flattened, shape `(2 D,)`."""
@@ -326,7 +325,7 @@ def _fit_weights(
     )
 
     def negative_log_likelihood(log_weights):
-        precision = jnp.matmul(features, jnp.exp(log_weights).T, precision=_HIGHEST)
+        precision = jnp.matmul(features, jnp.exp(log_weights).T, precision=HIGHEST)
         precision = precision + zeta
         return 0.5 * jnp.mean(precision * squared - jnp.log(precision))
 

@@ -11,7 +11,6 @@ import inspect
 import io
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import PyTree
 
+from ._atomic import atomic_write
 from ._ensemble import EnsembleDecoder, call_module
 
 _FORMAT = "latentgeo-checkpoint"
@@ -200,15 +200,7 @@ def save_checkpoint(
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
     line = json.dumps(header, allow_nan=False).encode() + b"\n"
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            file.write(line + payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write(path, lambda file: file.write(line + payload))
 
 
 def _read_header(file: io.BufferedIOBase, path: Path) -> dict:

@@ -10,7 +10,7 @@ import jax.tree_util as jtu
 import optax
 from jaxtyping import Array, Float, Int, PyTree
 
-_HIGHEST = jax.lax.Precision.HIGHEST
+from ._checks import HIGHEST
 
 
 class RESULTS(eqx.Enumeration):
@@ -296,7 +296,7 @@ def _gauss_newton_system(objective, params: Array) -> tuple[Array, Array, Array]
     steps = jnp.diff(a, axis=0)
     value = scale * (jnp.sum(steps**2) + jnp.sum(weights * jnp.sum(b**2, axis=-1)))
     padded = jnp.pad(steps, ((1, 1), (0, 0)))
-    dot = lambda spec, *xs: jnp.einsum(spec, *xs, precision=_HIGHEST)  # noqa: E731
+    dot = lambda spec, *xs: jnp.einsum(spec, *xs, precision=HIGHEST)  # noqa: E731
     grad_z = scale * (
         dot("idf,if->id", a_jac, padded[:-1] - padded[1:])
         + weights[:, None] * dot("idf,if->id", b_jac, b)
@@ -368,7 +368,7 @@ class LevenbergMarquardt(AbstractCurveSolver):
             ridge = 1e-12 * jnp.trace(hessian) / size + jnp.finfo(hessian.dtype).tiny
             g = gradient.reshape(-1)
             newton = jnp.linalg.solve(hessian + ridge * jnp.eye(size, dtype=g.dtype), g)
-            return jnp.dot(g, newton, precision=_HIGHEST)
+            return jnp.dot(g, newton, precision=HIGHEST)
 
         def done(state: _LMState):
             return state.decrement <= self.rtol * state.value

@@ -29,6 +29,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Shaped
 
+from ._checks import HIGHEST, host_points, padded_chunks
 from ._curve import AbstractCurve
 from ._ensemble import EnsembleDecoder
 from ._metric import AbstractMetric
@@ -81,20 +82,6 @@ class _Plane(NamedTuple):
 
     def lift(self, uv: np.ndarray) -> np.ndarray:
         return self.origin + uv @ self.basis
-
-
-def _as_points(points, latent_dim: int | None) -> np.ndarray:
-    points = np.asarray(points)
-    if points.ndim != 2 or points.shape[0] < 1:
-        raise ValueError(f"`points` has shape {points.shape}, expected (N, d).")
-    if latent_dim is not None and points.shape[1] != latent_dim:
-        raise ValueError(
-            f"`points` has shape {points.shape}, expected (N, {latent_dim}) to "
-            "match the latent dimension of the model."
-        )
-    if not np.all(np.isfinite(points)):
-        raise ValueError("`points` contains NaN or inf.")
-    return points
 
 
 def _plane(latent_dim: int, points: np.ndarray | None) -> _Plane:
@@ -173,13 +160,10 @@ def _evaluate(field, grid: np.ndarray, batch_size: int) -> np.ndarray:
     The last chunk is padded by repetition, so there is one compilation."""
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
-    size = min(batch_size, grid.shape[0])
     values = []
-    for start in range(0, grid.shape[0], size):
-        chunk = grid[start : start + size]
-        padded = np.resize(chunk, (size, grid.shape[1]))
-        out = _evaluate_chunk(field, jnp.asarray(padded))
-        values.append(np.asarray(out)[: chunk.shape[0]])
+    for chunk, count in padded_chunks(grid.shape[0], min(batch_size, grid.shape[0])):
+        out = _evaluate_chunk(field, jnp.asarray(grid[chunk]))
+        values.append(np.asarray(out)[:count])
     return np.concatenate(values)
 
 
@@ -214,13 +198,13 @@ def _mean_variance(model, z: Array) -> Array:
 def _plane_tensor(metric: AbstractMetric, basis: Array, z: Array) -> Array:
     return jnp.matmul(
         basis,
-        jnp.matmul(metric.tensor(z), basis.T, precision=jax.lax.Precision.HIGHEST),
-        precision=jax.lax.Precision.HIGHEST,
+        jnp.matmul(metric.tensor(z), basis.T, precision=HIGHEST),
+        precision=HIGHEST,
     )
 
 
 def _map_points(model, points):
-    points = None if points is None else _as_points(points, model.latent_dim)
+    points = None if points is None else host_points(points, model.latent_dim)
     return points, _plane(model.latent_dim, points)
 
 
@@ -263,7 +247,7 @@ def latents(
     lg.plot.latents(Z, y, curves=result.curves)
     ```
     """
-    points = _as_points(points, None)
+    points = host_points(points, None)
     plane = _plane(points.shape[1], points)
     if labels is not None:
         labels = np.asarray(labels)

@@ -1,0 +1,80 @@
+"""Input checks, float promotion and the precision constant, written once.
+
+Two kinds of check:
+
+- *traced* (inside `jit`/`vmap`): shapes raise `ValueError` at trace time, naming
+  the argument; values (NaN/inf) raise at run time through `eqx.error_if`;
+- *host* (NumPy arrays before a long computation starts): every fault raises
+  `ValueError` at once, naming the argument and the offending rows.
+"""
+
+from collections.abc import Iterator
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+HIGHEST = jax.lax.Precision.HIGHEST
+"""Full float32 precision for matrix products: GPUs otherwise round them to
+about three significant digits, which moves curves and lengths."""
+
+
+def as_float(x: ArrayLike) -> Array:
+    """`x` as a JAX array of a floating dtype (integers become the default float)."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float)
+
+
+def check_point_shape(z: ArrayLike, latent_dim: int, name: str = "z") -> None:
+    """Raise `ValueError` (at trace time) unless `z` has shape `(latent_dim,)`."""
+    if jnp.shape(z) != (latent_dim,):
+        raise ValueError(
+            f"`{name}` has shape {jnp.shape(z)}, expected ({latent_dim},); "
+            "functions take one latent point, batch with `jax.vmap`."
+        )
+
+
+def checked_point(z: ArrayLike, latent_dim: int, name: str = "z") -> Array:
+    """`z` as a float array of shape `(latent_dim,)` that raises at run time if it
+    holds NaN or inf. Works under `jit` and `vmap`."""
+    check_point_shape(z, latent_dim, name)
+    z = as_float(z)
+    return eqx.error_if(z, ~jnp.all(jnp.isfinite(z)), f"`{name}` contains NaN or inf.")
+
+
+def host_points(
+    points: ArrayLike, latent_dim: int | None, name: str = "points", min_rows: int = 1
+) -> np.ndarray:
+    """`points` as a NumPy float array `(N, latent_dim)` with `N >= min_rows`, all
+    finite; otherwise `ValueError` naming the argument (and the bad rows)."""
+    points = np.asarray(points)
+    expected = "d" if latent_dim is None else latent_dim
+    if points.ndim != 2 or (latent_dim is not None and points.shape[1] != latent_dim):
+        raise ValueError(
+            f"`{name}` has shape {points.shape}, expected (N, {expected})."
+        )
+    if points.shape[0] < min_rows:
+        raise ValueError(
+            f"`{name}` needs at least {min_rows} points, got {points.shape[0]}."
+        )
+    if not np.issubdtype(points.dtype, np.floating):
+        points = points.astype(jnp.result_type(float))
+    bad = np.flatnonzero(~np.all(np.isfinite(points), axis=1))
+    if bad.size:
+        shown = bad[:10].tolist()
+        more = f" and {bad.size - 10} more" if bad.size > 10 else ""
+        raise ValueError(f"`{name}` rows {shown}{more} contain NaN or inf.")
+    return points
+
+
+def padded_chunks(num_items: int, size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Split `range(num_items)` into chunks of exactly `size` indices, the last
+    one padded by repeating its own indices, so a compiled function sees one
+    shape. Yields `(indices, count)`: only the first `count` results are real."""
+    if size < 1:
+        raise ValueError(f"Chunk size must be at least 1, got {size}.")
+    for start in range(0, num_items, size):
+        count = min(size, num_items - start)
+        yield np.resize(np.arange(start, start + count), size), count
