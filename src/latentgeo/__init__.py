@@ -10,6 +10,11 @@ from ._encoder import (
     encode as encode,
     init_vae as init_vae,
 )
+from ._energy import (
+    AbstractEnergy as AbstractEnergy,
+    DecorrelatedEnergy as DecorrelatedEnergy,
+    ExpectedEnergy as ExpectedEnergy,
+)
 from ._ensemble import EnsembleDecoder as EnsembleDecoder
 from ._geodesic import (
     LENGTH_POINTS as LENGTH_POINTS,
@@ -31,7 +36,11 @@ from ._metric import (
     ExpectedMetric as ExpectedMetric,
     PullbackMetric as PullbackMetric,
 )
-from ._objective import CurveObjective as CurveObjective
+from ._objective import (
+    AbstractCurveObjective as AbstractCurveObjective,
+    AbstractLeastSquaresObjective as AbstractLeastSquaresObjective,
+    AbstractStochasticObjective as AbstractStochasticObjective,
+)
 from ._pairwise import (
     PairwiseResult as PairwiseResult,
     pairwise_distances as pairwise_distances,
@@ -46,6 +55,8 @@ from ._serialisation import (
 from ._solvers import (
     RESULTS as RESULTS,
     AbstractCurveSolver as AbstractCurveSolver,
+    AbstractIterativeSolver as AbstractIterativeSolver,
+    Evaluation as Evaluation,
     LevenbergMarquardt as LevenbergMarquardt,
     Minimisation as Minimisation,
     OptaxSolver as OptaxSolver,
