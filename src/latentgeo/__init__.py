@@ -56,6 +56,8 @@ from ._solvers import (
     RESULTS as RESULTS,
     AbstractCurveSolver as AbstractCurveSolver,
     AbstractIterativeSolver as AbstractIterativeSolver,
+    AutoSolver as AutoSolver,
+    Escalating as Escalating,
     Evaluation as Evaluation,
     LevenbergMarquardt as LevenbergMarquardt,
     Minimisation as Minimisation,

@@ -13,8 +13,7 @@ from ._curve import CubicSpline
 from ._energy import AbstractEnergy, DecorrelatedEnergy, ExpectedEnergy
 from ._length_gradient import solved_length
 from ._metric import AbstractMetric
-from ._objective import AbstractStochasticObjective
-from ._solvers import RESULTS, AbstractCurveSolver, OptaxSolver, WarmStart
+from ._solvers import RESULTS, AbstractCurveSolver, AutoSolver
 
 LENGTH_POINTS = 1025
 """Points (1024 segments) at which `GeodesicResult.length` is measured."""
@@ -207,8 +206,7 @@ def _geodesic(
     times = jnp.linspace(0.0, 1.0, num_points, dtype=z0.dtype)
     objective = energy.objective(*_frozen((metric, z0, z1)), times)
     if solver is None:
-        stochastic = isinstance(objective, AbstractStochasticObjective)
-        solver = OptaxSolver.paper_adam() if stochastic else WarmStart()
+        solver = AutoSolver()
     start = jax.lax.stop_gradient(init.params.astype(z0.dtype))
     with jax.default_matmul_precision("highest"):
         solution = solver.minimise(objective, start, max_steps)

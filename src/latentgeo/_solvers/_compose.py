@@ -8,6 +8,17 @@ from ._base import AbstractCurveSolver, Minimisation
 from ._optax import OptaxSolver, shared_adam
 
 
+def then(first: Minimisation, second: Minimisation) -> Minimisation:
+    """`second`, started where `first` ended, with both costs counted."""
+    return Minimisation(
+        params=second.params,
+        value=second.value,
+        num_steps=first.num_steps + second.num_steps,
+        num_evaluations=first.num_evaluations + second.num_evaluations,
+        result=second.result,
+    )
+
+
 def _adam_warmup() -> OptaxSolver:
     return OptaxSolver(shared_adam(1e-2), rtol=0.0, patience=10)
 
@@ -47,10 +58,4 @@ class WarmStart(AbstractCurveSolver):
     ) -> Minimisation:
         first = self.warmup.minimise(objective, params, self.warmup_steps)
         second = self.solver.minimise(objective, first.params, max_steps)
-        return Minimisation(
-            params=second.params,
-            value=second.value,
-            num_steps=first.num_steps + second.num_steps,
-            num_evaluations=first.num_evaluations + second.num_evaluations,
-            result=second.result,
-        )
+        return then(first, second)

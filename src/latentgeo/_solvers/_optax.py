@@ -51,6 +51,10 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
       it through optax's extra arguments `value`, `grad`, `value_fn`.
     - `rtol`, `atol`: the relative and absolute improvement that counts (1e-6, 0).
     - `patience`: iterations without such improvement before stopping (5).
+    - `chord_units`: scale every update by the end points' distance
+      $\|z_1 - z_0\|$, so that a learning rate is a fraction of the chord
+      rather than a latent length: the same optimiser then behaves the same for
+      latent spaces of any scale (meant for fixed-step methods such as Adam).
 
     For the paper's settings use
     [`OptaxSolver.paper_adam`][latentgeo.OptaxSolver.paper_adam].
@@ -62,6 +66,7 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
     rtol: float = eqx.field(static=True, default=1e-6)
     atol: float = eqx.field(static=True, default=0.0)
     patience: int = eqx.field(static=True, default=5)
+    chord_units: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if self.patience < 1:
@@ -120,6 +125,9 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
             finite=jnp.isfinite(value),
         )
         evaluation = Evaluation(params, value, jnp.asarray(evaluations, jnp.int32))
+        if self.chord_units:
+            chord = jnp.linalg.norm(objective.z1 - objective.z0)
+            updates = jtu.tree_map(lambda u: chord * u, updates)
         return optax.apply_updates(params, updates), new_state, evaluation
 
     def terminate(
