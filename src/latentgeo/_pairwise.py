@@ -1,6 +1,5 @@
 """All-pairs geodesic distances, in memory-bounded chunks of vmapped solves."""
 
-import hashlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -12,20 +11,16 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
-from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from tqdm import tqdm
 
-from ._atomic import atomic_write
 from ._checks import host_points, padded_chunks
 from ._curve import CubicSpline
-from ._geodesic import geodesic
 from ._graph import graph_paths
 from ._metric import AbstractMetric
+from ._sharding import place, solve_chunk
 from ._solvers import AbstractCurveSolver
-
-_AXIS = "pairs"
+from ._store import empty_state, fingerprint, load_state, save_state
 
 
 class PairwiseResult(eqx.Module):
@@ -64,99 +59,6 @@ class PairwiseResult(eqx.Module):
         # Splines on uniform knots are closed under t -> 1 - t, so the fit is exact.
         times = jnp.linspace(0.0, 1.0, 4 * curve.params.shape[0] + 1)
         return CubicSpline.fit(curve(1.0 - times), curve.num_segments, times)
-
-
-@eqx.filter_jit
-def _solve_chunk(metric, starts, ends, init_params, solver, options, mesh, vmap_size):
-    """Solve a chunk of pairs. The shards run SPMD on every device of `mesh`
-    (`jax.shard_map`); each device loops until its own pairs converge, without
-    waiting for the others. Within a shard, groups of `vmap_size` pairs are solved
-    in lockstep under `jax.vmap` (all of them if `None`), one group after the
-    other (`jax.lax.map`)."""
-    dynamic, static = eqx.partition(metric, eqx.is_array)
-
-    def solve_shard(dynamic, starts, ends, init_params):
-        local_metric = eqx.combine(dynamic, static)
-
-        def solve(z0, z1, params):
-            init = None if params is None else CubicSpline(z0, z1, params)
-            return geodesic(
-                local_metric,
-                z0,
-                z1,
-                init=init,
-                solver=solver,
-                throw=False,
-                **dict(options),
-            )
-
-        if vmap_size is None:
-            in_axes = (0, 0, None if init_params is None else 0)
-            return jax.vmap(solve, in_axes=in_axes)(starts, ends, init_params)
-        # One pair at a time keeps `lax.cond` a branch, not a `select` of both.
-        group = None if vmap_size == 1 else vmap_size
-        pairs = (starts, ends, init_params)
-        return jax.lax.map(lambda args: solve(*args), pairs, batch_size=group)
-
-    pairs = PartitionSpec(_AXIS)
-    return jax.shard_map(
-        solve_shard,
-        mesh=mesh,
-        in_specs=(PartitionSpec(), pairs, pairs, pairs),
-        out_specs=pairs,
-        check_vma=False,
-    )(dynamic, starts, ends, init_params)
-
-
-def _global_array(x, sharding: NamedSharding) -> jax.Array:
-    """`x` as an array laid out by `sharding`; each process supplies only the
-    shards of its own devices, so this works across hosts too."""
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-
-def _to_host(x: jax.Array) -> np.ndarray:
-    if x.is_fully_addressable:
-        return np.asarray(x)
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
-def _fingerprint(points: np.ndarray, options: tuple, extra: np.ndarray | None) -> str:
-    digest = hashlib.sha256(np.ascontiguousarray(points).tobytes())
-    if extra is not None:
-        digest.update(np.ascontiguousarray(extra).tobytes())
-    digest.update(repr(options).encode())
-    return digest.hexdigest()
-
-
-def _empty_state(num_pairs: int, params_shape: tuple[int, int]) -> dict:
-    return {
-        "done": np.zeros(num_pairs, bool),
-        "lengths": np.zeros(num_pairs),
-        "converged": np.zeros(num_pairs, bool),
-        "num_steps": np.zeros(num_pairs, np.int32),
-        "params": np.zeros((num_pairs, *params_shape)),
-    }
-
-
-def _load_checkpoint(path: Path, fingerprint: str, empty: dict) -> dict:
-    try:
-        with np.load(path) as data:
-            stored = {k: data[k] for k in (*empty, "fingerprint")}
-    except Exception as error:
-        raise ValueError(
-            f"Cannot read the checkpoint {path}: {error}. Delete it to start afresh."
-        ) from error
-    if str(stored.pop("fingerprint")) != fingerprint:
-        raise ValueError(
-            f"The checkpoint {path} was written for other points or options; "
-            "delete it or pass another `checkpoint` path."
-        )
-    return stored
-
-
-def _save_checkpoint(path: Path, fingerprint: str, state: dict) -> None:
-    atomic_write(path, lambda file: np.savez(file, fingerprint=fingerprint, **state))
 
 
 def pairwise_geodesics(
@@ -267,35 +169,23 @@ def pairwise_geodesics(
         )
         if not refine:
             return _graph_estimate(graph, rows, cols, num_segments, batch_size)
-    devices = jax.devices() if devices is None else list(devices)
-    if vmap_size == "auto":
-        vmap_size = 1 if devices[0].platform == "cpu" else None
-    elif vmap_size is not None and vmap_size < 1:
-        raise ValueError(f"`vmap_size` must be None or >= 1, got {vmap_size}.")
-    mesh = Mesh(np.asarray(devices), (_AXIS,))
-    replicated, sharded = (
-        NamedSharding(mesh, PartitionSpec()),
-        NamedSharding(mesh, PartitionSpec(_AXIS)),
-    )
+    placement = place(devices, vmap_size)
     options = tuple(sorted(geodesic_options.items()))
     params_shape = (num_segments + 1, points.shape[1])
     path = None if checkpoint is None else Path(checkpoint)
     extra = None if graph_points is None else np.asarray(graph_points)
     start_key = "given" if given else (init, graph_neighbours) if graph else None
-    fingerprint = _fingerprint(points, (options, batch_size, start_key), extra)
-    state = _empty_state(num_pairs, params_shape)
+    digest = fingerprint(points, (options, batch_size, start_key), extra)
+    state = empty_state(num_pairs, params_shape)
     if path is not None and path.exists():
-        state = _load_checkpoint(path, fingerprint, state)
+        state = load_state(path, digest, state)
     batch_size = min(batch_size, num_pairs)
-    batch_size = -(-batch_size // len(devices)) * len(devices)
+    batch_size = -(-batch_size // placement.num_devices) * placement.num_devices
     chunks = [
         np.arange(s, min(s + batch_size, num_pairs))
         for s in range(0, num_pairs, batch_size)
     ]
-    dynamic, static = eqx.partition(metric, eqx.is_array)
-    metric = eqx.combine(
-        jtu.tree_map(lambda x: _global_array(x, replicated), dynamic), static
-    )
+    metric = placement.replicate(metric)
     bar = tqdm(total=num_pairs, disable=not progress, desc="geodesics", unit="pair")
     bar.update(int(state["done"].sum()))
     with bar:
@@ -303,28 +193,19 @@ def pairwise_geodesics(
             if state["done"][chunk].all():
                 continue
             padded = np.resize(chunk, batch_size)  # repeat pairs to keep one shape
-            ends = [_global_array(points[x[padded]], sharded) for x in (rows, cols)]
+            ends = [placement.shard(points[x[padded]]) for x in (rows, cols)]
             starts = []  # one solve per kind of start; each pair keeps the shortest
             if init in (None, "straight", "best"):
                 starts.append(None)
             if graph is not None:
                 fitted = graph.init_curves(rows[padded], cols[padded], num_segments)
-                starts.append(_global_array(fitted.params, sharded))
+                starts.append(placement.shard(fitted.params))
             if given:
-                starts.append(_global_array(init.params[padded], sharded))
-            found = []
-            for start in starts:
-                out = _solve_chunk(
-                    metric, *ends, start, solver, options, mesh, vmap_size
-                )
-                found.append(
-                    dict(
-                        lengths=_to_host(out.length),
-                        converged=_to_host(out.converged),
-                        num_steps=_to_host(out.num_steps),
-                        params=_to_host(out.curve.params),
-                    )
-                )
+                starts.append(placement.shard(init.params[padded]))
+            found = [
+                solve_chunk(placement, metric, *ends, start, solver, options)
+                for start in starts
+            ]
             k = chunk.size
             lengths = np.stack([f["lengths"] for f in found])
             shortest = np.argmin(np.where(np.isnan(lengths), np.inf, lengths), axis=0)
@@ -336,7 +217,7 @@ def pairwise_geodesics(
             state["num_steps"][chunk] = sum(f["num_steps"] for f in found)[:k]
             state["done"][chunk] = True
             if path is not None and jax.process_index() == 0:
-                _save_checkpoint(path, fingerprint, state)
+                save_state(path, digest, state)
             bar.update(k)
     converged_pairs = state["converged"]
     if not converged_pairs.all():
