@@ -1,11 +1,15 @@
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import latentgeo as lg
-from helpers import InverseStereographic, sphere_pair
+from helpers import InverseStereographic, Linear, sphere_pair
 
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
+LINEAR = lg.PullbackMetric(Linear(jnp.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]])))
 
 
 def chart_points(num_points: int) -> np.ndarray:
@@ -52,14 +56,15 @@ def test_curves_connect_their_pairs_in_both_directions():
         result.curve_of(1, 1)
 
 
-def test_resume_reuses_finished_chunks(tmp_path):
+def test_resume_with_another_batch_size_keeps_finished_pairs(tmp_path):
     points = chart_points(4)
     path = tmp_path / "run.npz"
     full = lg.pairwise_distances(
         SPHERE, points, batch_size=2, checkpoint=path, progress=False
     )
-    # Pretend the run was interrupted after the first chunk, whose stored lengths
-    # we mark: a resumed run must keep them and recompute only the rest.
+    # Pretend the run was interrupted after its first chunk, whose stored lengths
+    # we mark: a resumed run, in chunks of another size, must keep them and
+    # compute only the rest.
     with np.load(path) as stored:
         state = dict(stored)
     state["done"][2:] = False
@@ -68,7 +73,7 @@ def test_resume_reuses_finished_chunks(tmp_path):
     np.savez(path, **state)
     resumed = np.asarray(
         lg.pairwise_distances(
-            SPHERE, points, batch_size=2, checkpoint=path, progress=False
+            SPHERE, points, batch_size=3, checkpoint=path, progress=False
         )
     )
     assert resumed[0, 1] == 7.0 and resumed[0, 2] == 8.0
@@ -76,15 +81,58 @@ def test_resume_reuses_finished_chunks(tmp_path):
     np.testing.assert_allclose(
         resumed[rows[2:], cols[2:]], np.asarray(full)[rows[2:], cols[2:]], rtol=1e-5
     )
+    np.testing.assert_allclose(
+        resumed[rows[2:], cols[2:]], great_circle(points)[rows[2:], cols[2:]], rtol=1e-3
+    )
 
 
-def test_checkpoint_of_other_points_or_unreadable_is_refused(tmp_path):
+def _straight_curves(points, num_segments=4):
+    rows, cols = np.triu_indices(len(points), 1)
+    return jax.vmap(lambda a, b: lg.CubicSpline.straight(a, b, num_segments))(
+        jnp.asarray(points[rows]), jnp.asarray(points[cols])
+    )
+
+
+def test_checkpoint_of_another_run_is_refused_naming_what_changed(tmp_path):
+    points = chart_points(3)
     path = tmp_path / "run.npz"
-    lg.pairwise_distances(SPHERE, chart_points(3), checkpoint=path, progress=False)
-    with pytest.raises(ValueError, match="other points or options"):
-        lg.pairwise_distances(SPHERE, chart_points(4), checkpoint=path, progress=False)
+    curves = _straight_curves(points)
+    options = dict(checkpoint=path, progress=False, init=curves, max_steps=200)
+    lg.pairwise_distances(LINEAR, points, **options)
+    retrained = eqx.tree_at(
+        lambda m: m.decoder.matrix, LINEAR, LINEAR.decoder.matrix * 1.01
+    )
+    bent = eqx.tree_at(lambda c: c.params, curves, curves.params + 0.01)
+    runs = [
+        ("metric", retrained, dict()),
+        ("solver", LINEAR, dict(solver=lg.OptaxSolver(optax.adam(1e-3)))),
+        ("starts", LINEAR, dict(init=bent)),
+        ("options", LINEAR, dict(max_steps=300)),
+    ]
+    for changed, metric, change in runs:
+        with pytest.raises(ValueError, match=rf"\(changed: {changed}\)"):
+            lg.pairwise_distances(metric, points, **{**options, **change})
+    with pytest.raises(ValueError, match=r"\(changed: points, pairs, starts\)"):
+        lg.pairwise_distances(
+            LINEAR,
+            chart_points(4),
+            **{**options, "init": _straight_curves(chart_points(4))},
+        )
+    # The unchanged run is accepted, and its stored distances are right.
+    again = lg.pairwise_distances(LINEAR, points, **options)
+    matrix = np.asarray(LINEAR.decoder.matrix)
+    diff = points[:, None] - points[None]
+    exact = np.linalg.norm(diff @ matrix.T, axis=-1)
+    np.testing.assert_allclose(again, exact, rtol=1e-4, atol=1e-6)
+
+
+def test_unreadable_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "run.npz"
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="Cannot read the checkpoint"):
+        lg.pairwise_distances(SPHERE, chart_points(3), checkpoint=path, progress=False)
+    np.savez(path, fingerprint="an older store")
+    with pytest.raises(ValueError, match="older latentgeo"):
         lg.pairwise_distances(SPHERE, chart_points(3), checkpoint=path, progress=False)
 
 

@@ -111,9 +111,15 @@ def pairwise_geodesics(
       zero; fast and approximate (no checkpoint is written).
     - `solver`: passed to `geodesic`.
     - `progress`: show a progress bar (tqdm) over pairs.
-    - `checkpoint`: a `.npz` path; finished chunks are saved there as they
-      complete, and a rerun with the same points and options resumes from it, so
-      an interrupted run (e.g. `KeyboardInterrupt`) loses no finished work.
+    - `checkpoint`: a `.npz` path; every finished chunk's pairs are saved there
+      (atomically), and a rerun of the same run resumes from it, solving only the
+      pairs not yet done, so an interrupted run (`KeyboardInterrupt`, even
+      `kill -9`) loses at most the chunk in progress. The file records a digest
+      of everything the results depend on: the points, the metric (its arrays
+      and static structure), the solver, the energy and `key`, the starting
+      curves, `num_segments`, `num_points` and `max_steps`; a checkpoint of a
+      run that differs in any of them is refused with an error naming what
+      changed. `batch_size`, `devices` and `vmap_size` may change between runs.
       Across hosts, give a path on a shared file system; process 0 writes it.
     - `devices`: the devices to shard each chunk over; default `jax.devices()`.
       On a CPU, `XLA_FLAGS=--xla_force_host_platform_device_count=<cores>` (set
@@ -146,7 +152,7 @@ def pairwise_geodesics(
         raise ValueError(
             "`refine=False` returns the graph estimate: pass `init='graph'`."
         )
-    n = points.shape[0]
+    n, n_dim = points.shape
     rows, cols = np.triu_indices(n, 1)
     num_pairs = rows.size
     given = isinstance(init, CubicSpline)
@@ -171,28 +177,25 @@ def pairwise_geodesics(
             return _graph_estimate(graph, rows, cols, num_segments, batch_size)
     placement = place(devices, vmap_size)
     options = tuple(sorted(geodesic_options.items()))
-    params_shape = (num_segments + 1, points.shape[1])
-    path = None if checkpoint is None else Path(checkpoint)
-    extra = None if graph_points is None else np.asarray(graph_points)
-    start_key = "given" if given else (init, graph_neighbours) if graph else None
-    digest = fingerprint(points, (options, batch_size, start_key), extra)
-    state = empty_state(num_pairs, params_shape)
-    if path is not None and path.exists():
-        state = load_state(path, digest, state)
+    digests = fingerprint(
+        points=points,
+        pairs=(rows, cols),
+        metric=metric,
+        solver=solver,
+        energy=(geodesic_options.get("energy"), geodesic_options.get("key")),
+        starts=(init, graph_neighbours, graph_points) if graph or given else None,
+        options=[(k, v) for k, v in options if k not in ("energy", "key")],
+    )
+    state = _open_store(checkpoint, digests, num_pairs, (num_segments + 1, n_dim))
+    pending = np.flatnonzero(~state["done"])
     batch_size = min(batch_size, num_pairs)
     batch_size = -(-batch_size // placement.num_devices) * placement.num_devices
-    chunks = [
-        np.arange(s, min(s + batch_size, num_pairs))
-        for s in range(0, num_pairs, batch_size)
-    ]
     metric = placement.replicate(metric)
     bar = tqdm(total=num_pairs, disable=not progress, desc="geodesics", unit="pair")
-    bar.update(int(state["done"].sum()))
+    bar.update(num_pairs - pending.size)
     with bar:
-        for chunk in chunks:
-            if state["done"][chunk].all():
-                continue
-            padded = np.resize(chunk, batch_size)  # repeat pairs to keep one shape
+        for chunk, count in padded_chunks(pending.size, batch_size):
+            padded = pending[chunk]  # repeats pairs to keep one shape
             ends = [placement.shard(points[x[padded]]) for x in (rows, cols)]
             starts = []  # one solve per kind of start; each pair keeps the shortest
             if init in (None, "straight", "best"):
@@ -206,19 +209,19 @@ def pairwise_geodesics(
                 solve_chunk(placement, metric, *ends, start, solver, options)
                 for start in starts
             ]
-            k = chunk.size
             lengths = np.stack([f["lengths"] for f in found])
             shortest = np.argmin(np.where(np.isnan(lengths), np.inf, lengths), axis=0)
+            real = padded[:count]
             for key in ("lengths", "converged", "params"):
                 chosen = np.stack([f[key] for f in found])[
                     shortest, np.arange(batch_size)
                 ]
-                state[key][chunk] = chosen[:k]
-            state["num_steps"][chunk] = sum(f["num_steps"] for f in found)[:k]
-            state["done"][chunk] = True
-            if path is not None and jax.process_index() == 0:
-                save_state(path, digest, state)
-            bar.update(k)
+                state[key][real] = chosen[:count]
+            state["num_steps"][real] = sum(f["num_steps"] for f in found)[:count]
+            state["done"][real] = True
+            if checkpoint is not None and jax.process_index() == 0:
+                save_state(checkpoint, digests, state)
+            bar.update(count)
     converged_pairs = state["converged"]
     if not converged_pairs.all():
         warnings.warn(
@@ -237,6 +240,14 @@ def pairwise_geodesics(
         state["params"],
         state["num_steps"],
     )
+
+
+def _open_store(checkpoint, digests, num_pairs, params_shape) -> dict:
+    """The per-pair results stored at `checkpoint` for this run, or none yet."""
+    state = empty_state(num_pairs, params_shape)
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_state(checkpoint, digests, state)
+    return state
 
 
 def _graph_estimate(graph, rows, cols, num_segments, batch_size) -> PairwiseResult:
