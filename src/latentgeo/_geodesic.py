@@ -27,9 +27,10 @@ class GeodesicResult(eqx.Module):
     - `curve`: the [`CubicSpline`][latentgeo.CubicSpline] found; `curve(t)` for
       `t` of shape `(n,)` gives points `(n, d)`.
     - `length`: the metric length of `curve`, measured on `LENGTH_POINTS = 1025`
-      uniformly spaced points, whatever objective found it.
+      uniformly spaced points, whatever objective found it; NaN if the metric is
+      NaN or infinite anywhere on them (and `result` is then not successful).
     - `energy`: the objective the solver minimised, at `curve`, on the solver's
-      grid of `num_points`.
+      grid of `num_points`; NaN if it was never finite.
     - `num_steps`: solver iterations.
     - `result`: a [`RESULTS`][latentgeo.RESULTS] item; `converged` is
       `result == RESULTS.successful`.
@@ -154,7 +155,12 @@ def geodesic(
         curve = CubicSpline(z0, z1, params)
         fine_times = jnp.linspace(0.0, 1.0, LENGTH_POINTS, dtype=z0.dtype)
         length = jnp.where(same, 0.0, metric.curve_length(curve(fine_times)))
+    # A curve that meets NaN or inf has no length: NaN, and never a success.
+    finite = jnp.isfinite(length)
+    length = jnp.where(finite, length, jnp.nan)
+    energy = jnp.where(jnp.isfinite(solution.value), solution.value, jnp.nan)
     result = RESULTS.where(same, RESULTS.successful, solution.result)
+    result = RESULTS.where(finite, result, RESULTS.nonfinite)
     if throw:
         length = result.error_if(length, result != RESULTS.successful)
-    return GeodesicResult(curve, length, solution.value, solution.num_steps, result)
+    return GeodesicResult(curve, length, energy, solution.num_steps, result)

@@ -222,23 +222,42 @@ def pairwise_geodesics(
             if checkpoint is not None and jax.process_index() == 0:
                 save_state(checkpoint, digests, state)
             bar.update(count)
-    converged_pairs = state["converged"]
-    if not converged_pairs.all():
-        warnings.warn(
-            f"{int((~converged_pairs).sum())} of {num_pairs} geodesics did not "
-            "converge; their distances are the lengths of the best curves found. "
-            "Inspect `PairwiseResult.converged`, raise `max_steps`, or pass `init=`.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    _warn_failures(state["lengths"], state["converged"])
     return _assemble(
         points,
         rows,
         cols,
         state["lengths"],
-        converged_pairs,
+        state["converged"],
         state["params"],
         state["num_steps"],
+    )
+
+
+def _warn_failures(lengths: np.ndarray, converged: np.ndarray) -> None:
+    """One warning for the pairs whose curves meet NaN/inf and for those that
+    did not converge."""
+    nonfinite = ~np.isfinite(lengths)
+    unconverged = ~converged & ~nonfinite
+    if not (nonfinite.any() or unconverged.any()):
+        return
+    parts = []
+    if nonfinite.any():
+        parts.append(
+            f"{int(nonfinite.sum())} of {lengths.size} geodesics meet NaN or inf "
+            "(the metric is not finite along every curve tried, often at an end "
+            "point); their distances are NaN"
+        )
+    if unconverged.any():
+        parts.append(
+            f"{int(unconverged.sum())} of {lengths.size} geodesics did not "
+            "converge; their distances are the lengths of the best curves found"
+        )
+    warnings.warn(
+        "; ".join(parts) + ". Inspect `PairwiseResult.converged`, raise "
+        "`max_steps`, or pass `init=`.",
+        RuntimeWarning,
+        stacklevel=3,
     )
 
 
@@ -259,7 +278,7 @@ def _graph_estimate(graph, rows, cols, num_segments, batch_size) -> PairwiseResu
         fitted = graph.init_curves(rows[chunk], cols[chunk], num_segments).params
         params[chunk[:count]] = np.asarray(fitted)[:count]
     lengths = graph.distances[rows, cols]
-    converged = np.ones(rows.size, bool)
+    converged = np.isfinite(lengths)
     num_steps = np.zeros(rows.size, np.int32)
     return _assemble(points, rows, cols, lengths, converged, params, num_steps)
 
