@@ -118,3 +118,20 @@ def test_graph_split_by_a_nan_wall_gives_nan_across_not_an_error():
             rtol=1e-5,
             atol=1e-6,
         )
+
+
+def test_graph_start_and_estimate_flag_points_no_path_reaches():
+    points = np.array([[2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.5]], np.float32)
+    start = lg.GraphStart(neighbours=3)
+    with pytest.warns(RuntimeWarning, match="3 of 6 geodesics meet NaN or inf"):
+        estimate = lg.pairwise_graph_estimate(HALF_PLANE, points, start, progress=False)
+    with pytest.warns(RuntimeWarning, match="3 of 6 geodesics meet NaN or inf"):
+        solved = lg.pairwise_geodesics(HALF_PLANE, points, init=start, progress=False)
+    for result in (estimate, solved):
+        distances = np.asarray(result.distances)
+        converged = np.asarray(result.converged)
+        assert np.all(np.isnan(distances[0, 1:])) and not converged[0, 1:].any()
+        np.testing.assert_allclose(
+            distances[1:, 1:], linear_distances(points[1:]), rtol=1e-5, atol=1e-6
+        )
+        assert converged[1:, 1:].all()

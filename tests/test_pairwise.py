@@ -136,6 +136,35 @@ def test_unreadable_checkpoint_is_refused(tmp_path):
         lg.pairwise_distances(SPHERE, chart_points(3), checkpoint=path, progress=False)
 
 
+def test_pairs_solves_only_the_pairs_asked(tmp_path):
+    points = chart_points(5)
+    asked = np.array([[3, 0], [1, 2], [0, 3]])
+    path = tmp_path / "asked.npz"
+    options = dict(pairs=asked, progress=False, batch_size=2, checkpoint=path)
+    result = lg.pairwise_geodesics(SPHERE, points, **options)
+    truth = great_circle(points)
+    np.testing.assert_array_equal(result.pairs, asked)
+    np.testing.assert_allclose(
+        result.lengths, truth[asked[:, 0], asked[:, 1]], rtol=1e-3
+    )
+    assert bool(result.pair_converged.all())
+    distances, converged = np.asarray(result.distances), np.asarray(result.converged)
+    np.testing.assert_allclose(
+        distances[[3, 0, 1, 2], [0, 3, 2, 1]],
+        truth[[3, 0, 1, 2], [0, 3, 2, 1]],
+        rtol=1e-3,
+    )
+    assert np.isnan(distances[0, 1]) and not converged[0, 1]
+    assert np.all(np.diag(distances) == 0) and np.all(np.diag(converged))
+    t = jnp.array([0.0, 1.0])
+    np.testing.assert_allclose(result.curve_of(3, 0)(t), points[[3, 0]], atol=1e-6)
+    np.testing.assert_allclose(result.curve_of(2, 1)(t), points[[2, 1]], atol=1e-5)
+    with pytest.raises(ValueError, match=r"pair \(0, 1\) was not solved"):
+        result.curve_of(0, 1)
+    with pytest.raises(ValueError, match=r"\(changed: pairs\)"):
+        lg.pairwise_geodesics(SPHERE, points, **{**options, "pairs": asked[:2]})
+
+
 def test_non_converged_pairs_are_reported_not_fatal():
     z0, z1, _ = sphere_pair(120.0)
     points = np.stack([z0, z1, np.zeros(2, np.float32)])
@@ -156,3 +185,14 @@ def test_bad_input():
         )
     with pytest.raises(ValueError, match="batch_size"):
         lg.pairwise_distances(SPHERE, np.zeros((2, 2)), batch_size=0, progress=False)
+    points = chart_points(3)
+    # jaxtyping checks the annotation `Int[ArrayLike, "M 2"]` first in the tests.
+    for pairs in (np.array([0, 1]), np.array([[0.0, 1.0]])):
+        with pytest.raises((TypeError, ValueError), match="pairs"):
+            lg.pairwise_distances(SPHERE, points, pairs=pairs, progress=False)
+    for pairs, message in [
+        (np.array([[0, 3]]), r"rows \[0\] index outside the 3 points"),
+        (np.array([[0, 1], [2, 2]]), r"rows \[1\] join a point to itself"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            lg.pairwise_distances(SPHERE, points, pairs=pairs, progress=False)

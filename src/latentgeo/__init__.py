@@ -33,10 +33,11 @@ from ._metric import (
 )
 from ._objective import CurveObjective as CurveObjective
 from ._pairwise import (
-    PairwiseResult as PairwiseResult,
     pairwise_distances as pairwise_distances,
     pairwise_geodesics as pairwise_geodesics,
+    pairwise_graph_estimate as pairwise_graph_estimate,
 )
+from ._pairwise_result import PairwiseResult as PairwiseResult
 from ._rbf import RBFVarianceMetric as RBFVarianceMetric
 from ._serialisation import (
     load_checkpoint as load_checkpoint,
@@ -50,6 +51,13 @@ from ._solvers import (
     Minimisation as Minimisation,
     OptaxSolver as OptaxSolver,
     WarmStart as WarmStart,
+)
+from ._starts import (
+    AbstractStart as AbstractStart,
+    GivenCurves as GivenCurves,
+    GraphStart as GraphStart,
+    ShortestOf as ShortestOf,
+    StraightStart as StraightStart,
 )
 from ._train import train_decoders as train_decoders
 from ._vae import (

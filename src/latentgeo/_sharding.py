@@ -32,9 +32,10 @@ class Placement(eqx.Module):
     mesh: Mesh = eqx.field(static=True)
     vmap_size: int | None = eqx.field(static=True)
 
-    @property
-    def num_devices(self) -> int:
-        return self.mesh.devices.size
+    def round_up(self, size: int) -> int:
+        """`size` rounded up to a multiple of the number of devices."""
+        num_devices = self.mesh.devices.size
+        return -(-size // num_devices) * num_devices
 
     def replicate(self, metric: AbstractMetric) -> AbstractMetric:
         """`metric` with every array replicated on all devices of the mesh."""
