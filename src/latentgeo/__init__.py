@@ -65,4 +65,16 @@ from ._vae import (
     train_ensemble_vae as train_ensemble_vae,
 )
 
-__version__ = "0.1.0"
+
+def _installed_version() -> str:
+    """The version pip installed (from `pyproject.toml`); a source tree that was
+    never installed has none, and says so."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("latentgeo")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _installed_version()
