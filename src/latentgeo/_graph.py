@@ -275,7 +275,7 @@ def _check_connected(edges, num_nodes: int, num_query: int, neighbours: int) -> 
     ones = np.ones(len(edges), np.int8)
     structure = coo_array(
         (ones, (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes)
-    )
+    ).tocsr()  # csgraph takes compressed rows (older scipy needs them)
     _, labels = connected_components(structure, directed=False)
     components = np.unique(labels[:num_query]).size
     if components > 1:
