@@ -233,6 +233,7 @@ def graph_paths(
     near = _nearest_neighbours(nodes, neighbours)
     tails = np.repeat(np.arange(num_nodes), neighbours)
     edges = np.unique(np.sort(np.stack([tails, near.ravel()], axis=1), axis=1), axis=0)
+    edges = edges.astype(np.intc)  # the index type csgraph's routines take
     weights = np.empty(len(edges), points.dtype)
     size = min(batch_size, len(edges))
     chunks = padded_chunks(len(edges), size)
@@ -275,7 +276,7 @@ def _check_connected(edges, num_nodes: int, num_query: int, neighbours: int) -> 
     ones = np.ones(len(edges), np.int8)
     structure = coo_array(
         (ones, (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes)
-    ).tocsr()  # csgraph takes compressed rows (older scipy needs them)
+    ).tocsr()
     _, labels = connected_components(structure, directed=False)
     components = np.unique(labels[:num_query]).size
     if components > 1:
