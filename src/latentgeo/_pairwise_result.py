@@ -136,6 +136,8 @@ def warn_failures(lengths: np.ndarray, converged: np.ndarray) -> None:
 
 
 def assemble(points: np.ndarray, pairs: np.ndarray, state: dict) -> PairwiseResult:
+    """The `PairwiseResult` of per-pair `state` (lengths, converged, curve
+    parameters, steps), in the points' float dtype."""
     dtype = points.dtype
     curves = CubicSpline(
         jnp.asarray(points[pairs[:, 0]]),
