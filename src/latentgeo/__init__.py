@@ -42,10 +42,11 @@ from ._objective import (
     AbstractStochasticObjective as AbstractStochasticObjective,
 )
 from ._pairwise import (
-    PairwiseResult as PairwiseResult,
     pairwise_distances as pairwise_distances,
     pairwise_geodesics as pairwise_geodesics,
+    pairwise_graph_estimate as pairwise_graph_estimate,
 )
+from ._pairwise_result import PairwiseResult as PairwiseResult
 from ._rbf import RBFVarianceMetric as RBFVarianceMetric
 from ._serialisation import (
     load_checkpoint as load_checkpoint,
@@ -64,10 +65,29 @@ from ._solvers import (
     OptaxSolver as OptaxSolver,
     WarmStart as WarmStart,
 )
+from ._starts import (
+    AbstractStart as AbstractStart,
+    GivenCurves as GivenCurves,
+    GraphStart as GraphStart,
+    ShortestOf as ShortestOf,
+    StraightStart as StraightStart,
+)
 from ._train import train_decoders as train_decoders
 from ._vae import (
     TrainedVAE as TrainedVAE,
     train_ensemble_vae as train_ensemble_vae,
 )
 
-__version__ = "0.1.0"
+
+def _installed_version() -> str:
+    """The version pip installed (from `pyproject.toml`); a source tree that was
+    never installed has none, and says so."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("latentgeo")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _installed_version()

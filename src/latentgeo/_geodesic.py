@@ -29,11 +29,12 @@ class GeodesicResult(eqx.Module):
     - `curve`: the [`CubicSpline`][latentgeo.CubicSpline] found; `curve(t)` for
       `t` of shape `(n,)` gives points `(n, d)`.
     - `length`: the metric length of `curve`, measured on `LENGTH_POINTS = 1025`
-      uniformly spaced points, whatever objective found it. Differentiable with
-      respect to the end points and the metric's parameters (see
-      [`geodesic`][latentgeo.geodesic]). NaN if the curve meets NaN/inf.
+      uniformly spaced points, whatever objective found it; NaN if the metric is
+      NaN or infinite anywhere on them (and `result` is then not successful).
+      Differentiable with respect to the end points and the metric's parameters
+      (see [`geodesic`][latentgeo.geodesic]).
     - `energy`: the objective the solver minimised, at `curve`, on the solver's
-      grid of `num_points`.
+      grid of `num_points`; NaN if it was never finite.
     - `num_steps`: solver iterations.
     - `num_evaluations`: evaluations of the energy with its derivatives on the
       whole curve (the unit of work; line-search trials included).
@@ -84,6 +85,27 @@ def _energy_from_deprecated(energy, key) -> AbstractEnergy:
     if energy == "expected":
         return ExpectedEnergy()
     return DecorrelatedEnergy(key=key)
+
+
+def resolve_options(
+    solver: AbstractCurveSolver | None = None, **options
+) -> tuple[AbstractCurveSolver, dict]:
+    """The solver and every curve option that `geodesic` would use for these
+    arguments: defaults filled in and deprecated energy spellings resolved, so
+    that two spellings of the same run compare equal (resumable stores digest
+    them).
+
+    **Returns:** `(solver, options)` with `options` holding `energy`,
+    `num_segments`, `num_points` and `max_steps`.
+    """
+    energy = _energy_from_deprecated(
+        options.pop("energy", ExpectedEnergy()), options.pop("key", None)
+    )
+    unknown = set(options) - {"num_segments", "num_points", "max_steps"}
+    if unknown:
+        raise TypeError(f"Unknown geodesic options {sorted(unknown)}.")
+    resolved = {"num_segments": 10, "num_points": 64, "max_steps": 1000} | options
+    return (AutoSolver() if solver is None else solver), resolved | {"energy": energy}
 
 
 def _frozen(tree: PyTree) -> PyTree:
@@ -218,7 +240,11 @@ def _geodesic(
         fine_times = jnp.linspace(0.0, 1.0, LENGTH_POINTS, dtype=z0.dtype)
         length = solved_length((metric, z0, z1), params, energy, times, fine_times)
         length = jnp.where(same, 0.0, length)
+    # A curve that meets NaN or inf has no length: NaN, and never a success.
+    finite = jnp.isfinite(length)
+    length = jnp.where(finite, length, jnp.nan)
     result = RESULTS.where(same, RESULTS.successful, solution.result)
+    result = RESULTS.where(finite, result, RESULTS.nonfinite)
     if throw:
         length = result.error_if(length, result != RESULTS.successful)
     return GeodesicResult(
