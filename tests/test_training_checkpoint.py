@@ -98,6 +98,19 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
         train_vae(checkpoint=tmp_path / "missing" / "vae.npz")
 
 
+def test_diverged_run_with_checkpoint_raises(tmp_path):
+    # Data so large that every loss overflows to inf: no epoch has a finite
+    # validation loss, and the error says so (the checkpoint keeps the initial
+    # parameters as the best so far).
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train_vae(
+            data=circle_data(scale=1e30),
+            patience=2,
+            max_epochs=10,
+            checkpoint=tmp_path / "vae.npz",
+        )
+
+
 # `python tests/test_training_checkpoint.py PATH` trains with a checkpoint until it
 # is killed; the test below kills it.
 NEVER_STOPS = {"max_epochs": 100_000, "patience": 100_000}
