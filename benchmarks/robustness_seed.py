@@ -44,9 +44,7 @@ def time_seed(config, data, pairs, seed: int, geodesics: bool) -> dict:
         vae, *train = _timed(
             robustness.train_model, config, data, num_members, key, False
         )
-        metric, *fit = _timed(
-            robustness.fit_metric, method, config, data, vae, keys[2]
-        )
+        metric, *fit = _timed(robustness.fit_metric, method, config, data, vae, keys[2])
         parts = {"train": train, "fit": fit}
         if geodesics:
             codes = np.asarray(robustness.lg.training.encode(vae.encoder, data.test))
