@@ -282,6 +282,9 @@ def train_ensemble_vae(
     epochs with `interrupted=True` (it propagates if no epoch has finished).
     A diverging run (NaN loss) stops after `patience` epochs and returns the best
     finite epoch. The same `key` gives bit-identical results on one machine.
+    The epoch is compiled once per architecture, data shape and settings, and
+    later calls (other seeds, other data of the same shape) reuse it; pass the
+    same optimiser object to each call, as optimisers are compared by identity.
 
     **Arguments:**
 
@@ -305,14 +308,22 @@ def train_ensemble_vae(
     - `patience`: epochs without improvement before stopping; default 15.
     - `validation_fraction`: share of `data` held out, in $(0, 1)$; default 0.1;
       at least one example is held out and one kept.
+    - `checkpoint`: a file path, or `None` (default). The whole training state
+      (parameters, optimiser states, the best epoch's parameters, the loss
+      history) is saved there atomically after every epoch, and a call with the
+      same arguments resumes from it, ending bit-identical to an uninterrupted
+      run; a finished run returns at once. `max_epochs` may grow between calls.
+      A checkpoint of a run with other data, models, key, optimiser or settings
+      is refused (see "Resuming long runs" in the Training guide).
     - `progress`: show a progress bar with the epoch, training and validation
       loss.
 
     **Returns:** a [`TrainedVAE`][latentgeo.training.TrainedVAE].
 
     **Raises:** `ValueError` for data with NaN/inf, Bernoulli data outside
-    $[0, 1]$, shapes the encoder or decoders do not fit, or invalid settings;
-    `FloatingPointError` if no epoch had a finite validation loss.
+    $[0, 1]$, shapes the encoder or decoders do not fit, invalid settings, or a
+    checkpoint of another run (naming what differs) or with more epochs than
+    `max_epochs`; `FloatingPointError` if no epoch had a finite validation loss.
 
     **Example:**
 
