@@ -1,14 +1,9 @@
 """latentgeo: Riemannian geometry of learned latent spaces in JAX."""
 
-from . import datasets as datasets, plot as plot
+from . import datasets as datasets, plot as plot, training as training
 from ._curve import (
     AbstractCurve as AbstractCurve,
     CubicSpline as CubicSpline,
-)
-from ._encoder import (
-    GaussianEncoder as GaussianEncoder,
-    encode as encode,
-    init_vae as init_vae,
 )
 from ._energy import (
     AbstractEnergy as AbstractEnergy,
@@ -72,9 +67,12 @@ from ._starts import (
     ShortestOf as ShortestOf,
     StraightStart as StraightStart,
 )
-from ._train import train_decoders as train_decoders
-from ._vae import (
+from .training import (
+    GaussianEncoder as GaussianEncoder,
     TrainedVAE as TrainedVAE,
+    encode as encode,
+    init_vae as init_vae,
+    train_decoders as train_decoders,
     train_ensemble_vae as train_ensemble_vae,
 )
 
