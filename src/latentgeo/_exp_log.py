@@ -1,0 +1,196 @@
+r"""The logarithm map: the initial velocity of the geodesic between two points,
+from the boundary-value solver ([`geodesic`][latentgeo.geodesic]), optionally
+refined by Newton shooting on the exponential map."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array, ArrayLike, Float
+
+from ._checks import checked_point
+from ._curve import CubicSpline
+from ._geodesic import geodesic
+from ._geodesic_ode import integrate_geodesic
+from ._geometry_results import GEOMETRY_RESULTS
+from ._metric import AbstractMetric
+
+
+class Shooting(eqx.Module):
+    r"""Newton refinement of [`log_map`][latentgeo.log_map]: solve
+    $\exp_{z_0}(v) = z_1$ for $v$, starting from the boundary-value estimate.
+
+    Each Newton step integrates the geodesic equation once with its $d \times d$
+    Jacobian in $v$ (forward-mode through the ODE solve, `optimistix.Newton`).
+    The ODE runs at tolerances `rtol / 10`, `atol / 10`, so that its error stays
+    below the Newton tolerance. Needs a twice-differentiable decoder, like
+    [`exp_map`][latentgeo.exp_map].
+
+    **Arguments:**
+
+    - `rtol`, `atol`: stop when the Newton step is below `atol + rtol * |v|` and
+      the end point misses `z1` by less than `atol` (max norm, latent units);
+      default `1e-5` each.
+    - `max_steps`: Newton iterations (16).
+    - `solver`: the diffrax ODE solver (`Tsit5()`).
+    - `ode_max_steps`: ODE steps per integration (4096).
+    """
+
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    max_steps: int = 16
+    solver: diffrax.AbstractSolver = diffrax.Tsit5()
+    ode_max_steps: int = 4096
+
+    def __check_init__(self):
+        if not (self.rtol > 0 and self.atol > 0):
+            raise ValueError(
+                f"`rtol` and `atol` must be positive, got {self.rtol}, {self.atol}."
+            )
+        if self.max_steps < 1 or self.ode_max_steps < 1:
+            raise ValueError("`max_steps` and `ode_max_steps` must be at least 1.")
+
+    def refine(
+        self, metric: AbstractMetric, z0: Array, z1: Array, v: Array
+    ) -> tuple[Array, GEOMETRY_RESULTS]:
+        """Newton's method from `v`; returns the refined velocity and the outcome
+        (`v` itself when shooting fails)."""
+
+        def miss(velocity, _):
+            path = integrate_geodesic(
+                metric,
+                z0,
+                velocity,
+                jnp.ones(1, z0.dtype),
+                solver=self.solver,
+                rtol=self.rtol / 10,
+                atol=self.atol / 10,
+                max_steps=self.ode_max_steps,
+                adjoint=diffrax.ForwardMode(),
+            )
+            # A failed integration is no root: NaN makes Newton stop and fail.
+            return jnp.where(path.converged, path.points[0] - z1, jnp.nan)
+
+        solution = optx.root_find(
+            miss,
+            optx.Newton(rtol=self.rtol, atol=self.atol),
+            v,
+            max_steps=self.max_steps,
+            throw=False,
+        )
+        ok = (solution.result == optx.RESULTS.successful) & jnp.all(
+            jnp.isfinite(solution.value)
+        )
+        refined = jnp.where(ok, solution.value, v)
+        return refined, GEOMETRY_RESULTS.where(
+            ok, GEOMETRY_RESULTS.successful, GEOMETRY_RESULTS.shooting_failed
+        )
+
+
+class LogEstimate(eqx.Module):
+    """`log_map` with its by-products, for callers that reuse them."""
+
+    velocity: Float[Array, " d"]
+    length: Float[Array, ""]
+    curve: CubicSpline
+    result: GEOMETRY_RESULTS
+
+
+def initial_velocity(
+    metric: AbstractMetric, curve: CubicSpline, length: Array
+) -> Float[Array, " d"]:
+    r"""The direction of `curve` at $t = 0$, scaled to metric norm `length`: the
+    initial velocity of a constant-speed curve of that length."""
+    direction = curve.derivative(jnp.zeros(1, curve.z0.dtype))[0]
+    speed = metric.norm(curve.z0, direction)
+    moving = speed > 0
+    return direction * jnp.where(moving, length / jnp.where(moving, speed, 1.0), 0.0)
+
+
+def estimate_log(
+    metric: AbstractMetric,
+    z0: Array,
+    z1: Array,
+    *,
+    shooting: Shooting | None,
+    geodesic_options: dict,
+) -> LogEstimate:
+    """The boundary-value estimate of the logarithm map, refined when asked.
+    Inputs are checked by the caller; nothing throws."""
+    solved = geodesic(metric, z0, z1, throw=False, **geodesic_options)
+    velocity = initial_velocity(metric, solved.curve, solved.length)
+    result = GEOMETRY_RESULTS.promote(solved.result)
+    if shooting is not None:
+        refined, shot = shooting.refine(metric, z0, z1, velocity)
+        solved_ok = result == GEOMETRY_RESULTS.successful
+        velocity = jnp.where(solved_ok, refined, velocity)
+        result = GEOMETRY_RESULTS.where(solved_ok, shot, result)
+    return LogEstimate(velocity, solved.length, solved.curve, result)
+
+
+@eqx.filter_jit
+def log_map(
+    metric: AbstractMetric,
+    z0: Float[ArrayLike, " d"],
+    z1: Float[ArrayLike, " d"],
+    *,
+    shooting: Shooting | None = None,
+    throw: bool = True,
+    **geodesic_options,
+) -> Float[Array, " d"]:
+    r"""The logarithm map $\log_{z_0}(z_1)$: the initial velocity of the
+    constant-speed geodesic from `z0` that reaches `z1` at $t = 1$.
+
+    [`geodesic`][latentgeo.geodesic] solves the boundary-value problem; the
+    spline's direction at $t = 0$, scaled so that `metric.norm(z0, v)` equals
+    the geodesic's length, is the estimate (the spline's own speed at $t = 0$ is
+    less accurate than its length). With `shooting=Shooting()`, Newton's method
+    on [`exp_map`][latentgeo.exp_map] then makes $\exp_{z_0}(v) = z_1$ hold to
+    the shooting tolerance. The accuracy of both is measured on
+    [Moving in latent space](../moving.md). Jit-compiled and `jax.vmap`-able
+    (use `throw=False` there).
+
+    **Arguments:**
+
+    - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
+    - `z0`, `z1`: the end points, shape `(d,)`.
+    - `shooting`: `None` (default) for the boundary-value estimate, or a
+      [`Shooting`][latentgeo.Shooting] to refine it (needs a twice-differentiable
+      decoder).
+    - `throw`: raise if the geodesic solve or the shooting fails; otherwise a
+      failure returns NaN.
+    - `**geodesic_options`: passed to `geodesic` (`solver`, `num_segments`,
+      `num_points`, `max_steps`, `init`, ...).
+
+    **Returns:** $v$, shape `(d,)`, with `metric.norm(z0, v)` the geodesic
+    distance found.
+
+    **Raises:** `ValueError` for shapes other than `(d,)`; a runtime error if
+    `z0`/`z1` contain NaN/inf, or (with `throw=True`) if a solve fails.
+
+    **Example:**
+
+    ```python
+    v = lg.log_map(metric, z0, z1)
+    metric.norm(z0, v)                       # the geodesic distance
+    lg.log_map(metric, z0, z1, shooting=lg.Shooting())  # exp_map(z0, v) == z1
+    ```
+    """
+    if not isinstance(metric, AbstractMetric):
+        raise TypeError(f"`metric` must be an AbstractMetric, got {type(metric)}.")
+    z0 = checked_point(z0, metric.latent_dim, "z0")
+    z1 = checked_point(jnp.asarray(z1, z0.dtype), metric.latent_dim, "z1")
+    with jax.default_matmul_precision("highest"):
+        estimate = estimate_log(
+            metric,
+            z0,
+            z1,
+            shooting=shooting,
+            geodesic_options=geodesic_options,
+        )
+    converged = estimate.result == GEOMETRY_RESULTS.successful
+    velocity = jnp.where(converged, estimate.velocity, jnp.nan)
+    if throw:
+        velocity = estimate.result.error_if(velocity, ~converged)
+    return velocity

@@ -1,0 +1,257 @@
+r"""The Fréchet (Karcher) mean: the point minimising the weighted sum of squared
+geodesic distances, by Riemannian gradient descent with logarithm maps."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jaxtyping import Array, ArrayLike, Float, Int
+
+from ._checks import as_float, checked_point
+from ._curve import CubicSpline
+from ._exp_log import Shooting, estimate_log
+from ._geodesic_ode import integrate_geodesic
+from ._geometry_results import GEOMETRY_RESULTS
+from ._metric import AbstractMetric
+
+# The exponential map moving the iterate, with `exp_map`'s defaults.
+_EXP = dict(solver=diffrax.Tsit5(), rtol=1e-6, atol=1e-6, max_steps=4096)
+
+
+class FrechetResult(eqx.Module):
+    r"""The outcome of [`frechet_mean`][latentgeo.frechet_mean].
+
+    **Attributes:**
+
+    - `mean`: the mean found, shape `(d,)`.
+    - `distances`: `(N,)` geodesic distances from `mean` to the points.
+    - `variance`: the weighted mean of the squared distances,
+      $\sum_i w_i d_i^2 / \sum_i w_i$, the value minimised.
+    - `gradient_norm`: $\|\sum_i w_i \log_m(x_i) / \sum_i w_i\|_{G(m)}$ at
+      `mean`, zero at an exact mean.
+    - `num_steps`: iterations, each one batch of $N$ geodesics.
+    - `result`: a [`GEOMETRY_RESULTS`][latentgeo.GEOMETRY_RESULTS] item;
+      `converged` is `result == GEOMETRY_RESULTS.successful`.
+    """
+
+    mean: Float[Array, " d"]
+    distances: Float[Array, " N"]
+    variance: Float[Array, ""]
+    gradient_norm: Float[Array, ""]
+    num_steps: Int[Array, ""]
+    result: GEOMETRY_RESULTS
+
+    @property
+    def converged(self) -> jax.Array:
+        return self.result == GEOMETRY_RESULTS.successful
+
+
+class _State(eqx.Module):
+    mean: Array
+    params: Array  # (N, num_segments + 1, d): warm starts for the next geodesics
+    distances: Array
+    gradient_norm: Array
+    step: Array
+    done: Array
+    result: GEOMETRY_RESULTS
+
+
+def _checked_points(points: ArrayLike, latent_dim: int) -> Array:
+    points = as_float(points)
+    if points.ndim != 2 or points.shape[1] != latent_dim or points.shape[0] < 1:
+        raise ValueError(
+            f"`points` has shape {points.shape}, expected (N, {latent_dim}) with "
+            "N >= 1."
+        )
+    return eqx.error_if(
+        points, ~jnp.all(jnp.isfinite(points)), "`points` contains NaN or inf."
+    )
+
+
+def _checked_weights(weights: ArrayLike | None, num_points: int, dtype) -> Array:
+    if weights is None:
+        return jnp.ones(num_points, dtype)
+    weights = jnp.asarray(weights, dtype)
+    if weights.shape != (num_points,):
+        raise ValueError(
+            f"`weights` has shape {weights.shape}, expected ({num_points},), one "
+            "per point."
+        )
+    bad = ~jnp.all(jnp.isfinite(weights)) | jnp.any(weights < 0)
+    weights = eqx.error_if(weights, bad, "`weights` must be finite and >= 0.")
+    return eqx.error_if(
+        weights, jnp.sum(weights) <= 0, "`weights` must not all be zero."
+    )
+
+
+def _first_failure(results: GEOMETRY_RESULTS, ok: Array) -> GEOMETRY_RESULTS:
+    """The outcome of the first point whose geodesic failed (a batched item)."""
+    index = jnp.argmax(~ok)
+    return jtu.tree_map(lambda value: value[index], results)
+
+
+def _iterate(metric, points, weights, step_size, rtol, atol, shooting, options):
+    """One Karcher step: logarithm maps to all points (one vmapped batch),
+    their weighted mean, the convergence test, then the exponential map."""
+
+    def step(state: _State) -> _State:
+        def log_to(point, params):
+            init = CubicSpline(state.mean, point, params)
+            return estimate_log(
+                metric,
+                state.mean,
+                point,
+                shooting=shooting,
+                geodesic_options={**options, "init": init},
+            )
+
+        logs = jax.vmap(log_to)(points, state.params)
+        total = jnp.sum(weights)
+        gradient = jnp.sum(weights[:, None] * logs.velocity, axis=0) / total
+        gradient_norm = metric.norm(state.mean, gradient)
+        rms = jnp.sqrt(jnp.sum(weights * logs.length**2) / total)
+        converged = gradient_norm <= rtol * rms + atol
+        ok = logs.result == GEOMETRY_RESULTS.successful
+        solved = jnp.all(ok)
+        move = solved & ~converged
+        # A zero velocity when not moving keeps the ODE trivial (no NaN to chase).
+        moved = integrate_geodesic(
+            metric,
+            state.mean,
+            jnp.where(move, step_size * gradient, 0.0),
+            jnp.ones(1, state.mean.dtype),
+            **_EXP,
+        )
+        result = GEOMETRY_RESULTS.where(
+            solved,
+            GEOMETRY_RESULTS.where(
+                converged | moved.converged, GEOMETRY_RESULTS.successful, moved.result
+            ),
+            _first_failure(logs.result, ok),
+        )
+        return _State(
+            mean=jnp.where(move & moved.converged, moved.points[0], state.mean),
+            params=logs.curve.params,
+            distances=logs.length,
+            gradient_norm=gradient_norm,
+            step=state.step + 1,
+            done=~move | ~moved.converged,
+            result=result,
+        )
+
+    return step
+
+
+@eqx.filter_jit
+def frechet_mean(
+    metric: AbstractMetric,
+    points: Float[ArrayLike, "N d"],
+    weights: Float[ArrayLike, " N"] | None = None,
+    *,
+    init: Float[ArrayLike, " d"] | None = None,
+    step_size: float = 1.0,
+    rtol: float = 1e-3,
+    atol: float = 0.0,
+    max_steps: int = 50,
+    shooting: Shooting | None = None,
+    throw: bool = True,
+    **geodesic_options,
+) -> FrechetResult:
+    r"""The weighted Fréchet (Karcher) mean of `points`:
+    $\arg\min_m \sum_i w_i\, d(m, x_i)^2$.
+
+    Riemannian gradient descent (Karcher flow): at the current mean $m$ the
+    negative gradient of $\frac12\sum_i w_i d(m, x_i)^2 / \sum_i w_i$ is
+    $g = \sum_i w_i \log_m(x_i) / \sum_i w_i$; the next mean is
+    $\exp_m(\tau g)$. All $N$ logarithm maps of an iteration are one
+    `jax.vmap`-ed batch of [`geodesic`][latentgeo.geodesic] solves, each started
+    from the previous iteration's curve to the same point; the loop is a
+    `jax.lax.while_loop`. It stops when $\|g\|_{G(m)} \le$
+    `rtol` $\cdot$ RMS distance $+$ `atol`. The gradient is only as accurate as
+    the logarithm maps (see [Moving in latent space](../moving.md)), so `rtol`
+    should stay above their relative error. The fixed point $g = 0$ does not
+    depend on the exponential map, which here only moves the iterate: for ReLU
+    decoders (whose geodesic ODE sees straight lines) the mean is still right.
+    Jit-compiled and `jax.vmap`-able (use `throw=False` there).
+
+    **Arguments:**
+
+    - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
+    - `points`: `(N, d)` latent points, $N \ge 1$.
+    - `weights`: `(N,)` non-negative weights, not all zero; default all ones.
+    - `init`: the starting point `(d,)`; default the weighted Euclidean mean of
+      `points` (pass a data point if that mean lies off the data).
+    - `step_size`: $\tau$ (1.0, the Karcher step; lower it if iterates
+      oscillate).
+    - `rtol`, `atol`: the stopping test above (1e-3, 0).
+    - `max_steps`: iterations (50).
+    - `shooting`: a [`Shooting`][latentgeo.Shooting] to refine each logarithm
+      map (more accurate gradients, needs a twice-differentiable decoder).
+    - `throw`: raise if the iteration or a geodesic fails; otherwise report it
+      in `result`.
+    - `**geodesic_options`: passed to `geodesic` (`solver`, `num_segments`,
+      `num_points`, `max_steps`, ...; not `init`).
+
+    **Returns:** a [`FrechetResult`][latentgeo.FrechetResult].
+
+    **Raises:** `ValueError` for `points` not of shape `(N, d)`, `weights` not
+    `(N,)`, bad options or `init` in `geodesic_options`; a runtime error for
+    NaN/inf in `points`, `weights` or `init`, negative or all-zero weights, or
+    (with `throw=True`) a failed geodesic or `max_steps` reached.
+
+    **Example:**
+
+    ```python
+    res = lg.frechet_mean(metric, Z[labels == 3])
+    res.mean, res.converged, res.num_steps
+    ```
+    """
+    if not isinstance(metric, AbstractMetric):
+        raise TypeError(f"`metric` must be an AbstractMetric, got {type(metric)}.")
+    if "init" in geodesic_options:
+        raise ValueError(
+            "`init` is the mean's starting point here; the geodesics are "
+            "warm-started from the previous iteration's curves."
+        )
+    if not (step_size > 0 and rtol >= 0 and atol >= 0 and max_steps >= 1):
+        raise ValueError(
+            "Need `step_size` > 0, `rtol` >= 0, `atol` >= 0 and `max_steps` >= 1; "
+            f"got {step_size}, {rtol}, {atol}, {max_steps}."
+        )
+    points = _checked_points(points, metric.latent_dim)
+    weights = _checked_weights(weights, points.shape[0], points.dtype)
+    if init is None:
+        start = jnp.sum(weights[:, None] * points, axis=0) / jnp.sum(weights)
+    else:
+        start = checked_point(
+            jnp.asarray(init, points.dtype), metric.latent_dim, "init"
+        )
+    num_segments = geodesic_options.get("num_segments", 10)
+    params = jnp.zeros((points.shape[0], num_segments + 1, metric.latent_dim))
+    state = _State(
+        mean=start,
+        params=params.astype(points.dtype),
+        distances=jnp.zeros(points.shape[0], points.dtype),
+        gradient_norm=jnp.asarray(jnp.inf, points.dtype),
+        step=jnp.asarray(0),
+        done=jnp.asarray(False),
+        result=GEOMETRY_RESULTS.successful,
+    )
+    options = {k: v for k, v in geodesic_options.items() if k != "num_segments"}
+    step = _iterate(metric, points, weights, step_size, rtol, atol, shooting, options)
+    with jax.default_matmul_precision("highest"):
+        final = jax.lax.while_loop(
+            lambda s: ~s.done & (s.step < max_steps), step, state
+        )
+    result = GEOMETRY_RESULTS.where(
+        final.done, final.result, GEOMETRY_RESULTS.mean_max_steps
+    )
+    total = jnp.sum(weights)
+    variance = jnp.sum(weights * final.distances**2) / total
+    mean = final.mean
+    if throw:
+        mean = result.error_if(mean, result != GEOMETRY_RESULTS.successful)
+    return FrechetResult(
+        mean, final.distances, variance, final.gradient_norm, final.step, result
+    )
