@@ -33,6 +33,11 @@ class Shooting(eqx.Module):
       the end point misses `z1` by less than `atol` (max norm, latent units);
       default `1e-5` each.
     - `max_steps`: Newton iterations (16).
+    - `length_rtol`: the refined velocity's metric norm (the length of the
+      geodesic it starts) may differ from the boundary-value length by this
+      fraction (1e-2); more means the two solvers found different curves, as
+      for decoders that are not twice differentiable, and is reported as a
+      failure (`GEOMETRY_RESULTS.shooting_mismatch`) rather than returned.
     - `solver`: the diffrax ODE solver (`Tsit5()`).
     - `ode_max_steps`: ODE steps per integration (4096).
     """
@@ -40,22 +45,24 @@ class Shooting(eqx.Module):
     rtol: float = 1e-5
     atol: float = 1e-5
     max_steps: int = 16
+    length_rtol: float = 1e-2
     solver: diffrax.AbstractSolver = diffrax.Tsit5()
     ode_max_steps: int = 4096
 
     def __check_init__(self):
-        if not (self.rtol > 0 and self.atol > 0):
+        if not (self.rtol > 0 and self.atol > 0 and self.length_rtol > 0):
             raise ValueError(
-                f"`rtol` and `atol` must be positive, got {self.rtol}, {self.atol}."
+                "`rtol`, `atol` and `length_rtol` must be positive, got "
+                f"{self.rtol}, {self.atol}, {self.length_rtol}."
             )
         if self.max_steps < 1 or self.ode_max_steps < 1:
             raise ValueError("`max_steps` and `ode_max_steps` must be at least 1.")
 
     def refine(
-        self, metric: AbstractMetric, z0: Array, z1: Array, v: Array
+        self, metric: AbstractMetric, z0: Array, z1: Array, v: Array, length: Array
     ) -> tuple[Array, GEOMETRY_RESULTS]:
-        """Newton's method from `v`; returns the refined velocity and the outcome
-        (`v` itself when shooting fails)."""
+        """Newton's method from `v` (the estimate for a geodesic of `length`);
+        returns the refined velocity and the outcome (`v` itself on failure)."""
 
         def miss(velocity, _):
             path = integrate_geodesic(
@@ -79,13 +86,21 @@ class Shooting(eqx.Module):
             max_steps=self.max_steps,
             throw=False,
         )
-        ok = (solution.result == optx.RESULTS.successful) & jnp.all(
+        hit = (solution.result == optx.RESULTS.successful) & jnp.all(
             jnp.isfinite(solution.value)
         )
-        refined = jnp.where(ok, solution.value, v)
-        return refined, GEOMETRY_RESULTS.where(
-            ok, GEOMETRY_RESULTS.successful, GEOMETRY_RESULTS.shooting_failed
+        mismatch = jnp.abs(metric.norm(z0, solution.value) - length)
+        agrees = mismatch <= self.length_rtol * length
+        result = GEOMETRY_RESULTS.where(
+            hit,
+            GEOMETRY_RESULTS.where(
+                agrees,
+                GEOMETRY_RESULTS.successful,
+                GEOMETRY_RESULTS.shooting_mismatch,
+            ),
+            GEOMETRY_RESULTS.shooting_failed,
         )
+        return jnp.where(hit & agrees, solution.value, v), result
 
 
 class LogEstimate(eqx.Module):
@@ -122,7 +137,7 @@ def estimate_log(
     velocity = initial_velocity(metric, solved.curve, solved.length)
     result = GEOMETRY_RESULTS.promote(solved.result)
     if shooting is not None:
-        refined, shot = shooting.refine(metric, z0, z1, velocity)
+        refined, shot = shooting.refine(metric, z0, z1, velocity, solved.length)
         solved_ok = result == GEOMETRY_RESULTS.successful
         velocity = jnp.where(solved_ok, refined, velocity)
         result = GEOMETRY_RESULTS.where(solved_ok, shot, result)

@@ -26,9 +26,18 @@ class GEOMETRY_RESULTS(RESULTS):
     )
     shooting_failed = (
         "Newton shooting did not hit `z1` within `Shooting.max_steps` iterations, "
-        "or diverged. `z1` may lie beyond a conjugate point of `z0` (where nearby "
-        "geodesics cross), or the boundary-value estimate it started from is "
-        "poor: solve `geodesic` more accurately, or loosen `Shooting.atol`."
+        "or diverged. The decoder may not be twice continuously differentiable "
+        "(ReLU, ELU: the geodesic ODE then stalls at the kinks; use tanh, softplus "
+        "or SiLU, or `log_map` without shooting), `z1` may lie beyond a conjugate "
+        "point of `z0`, or the boundary-value estimate it started from is poor: "
+        "solve `geodesic` more accurately, or loosen `Shooting.atol`."
+    )
+    shooting_mismatch = (
+        "Newton shooting hit `z1`, but along a geodesic whose length differs from "
+        "the boundary-value solution's by more than `Shooting.length_rtol`. The "
+        "decoder is probably not twice differentiable (a ReLU network's geodesic "
+        "ODE sees straight lines and misses the bends at its kinks): use "
+        "`log_map` without shooting, or a decoder with smooth activations."
     )
     mean_max_steps = (
         "The Fréchet mean iteration reached `max_steps` before the Riemannian "
