@@ -55,6 +55,9 @@ class _State(eqx.Module):
     step: Array
     done: Array
     result: GEOMETRY_RESULTS
+    # sqrt(machine epsilon) times the RMS distance from the start: the precision
+    # floor of the iteration, fixed at the first step.
+    floor: Array
 
 
 def _checked_points(points: ArrayLike, latent_dim: int) -> Array:
@@ -108,12 +111,19 @@ def _iterate(metric, points, weights, step_size, rtol, atol, shooting, options):
 
         logs = jax.vmap(log_to)(points, state.params)
         total = jnp.sum(weights)
+        rms = jnp.sqrt(jnp.sum(weights * logs.length**2) / total)
+        eps = jnp.finfo(rms.dtype).eps
+        floor = jnp.where(state.step == 0, jnp.sqrt(eps) * rms, state.floor)
+        # A solve that failed on a curve shorter than the floor (the mean is on
+        # top of that point, where float energies are noise) is no failure: the
+        # geodesic distance is at most that curve's length.
+        finite = jnp.all(jnp.isfinite(logs.velocity), axis=1)
+        negligible = finite & (logs.length <= floor)
+        ok = (logs.result == GEOMETRY_RESULTS.successful) | negligible
+        solved = jnp.all(ok)
         gradient = jnp.sum(weights[:, None] * logs.velocity, axis=0) / total
         gradient_norm = metric.norm(state.mean, gradient)
-        rms = jnp.sqrt(jnp.sum(weights * logs.length**2) / total)
-        converged = gradient_norm <= rtol * rms + atol
-        ok = logs.result == GEOMETRY_RESULTS.successful
-        solved = jnp.all(ok)
+        converged = gradient_norm <= rtol * rms + atol + floor
         move = solved & ~converged
         # A zero velocity when not moving keeps the ODE trivial (no NaN to chase).
         moved = integrate_geodesic(
@@ -138,6 +148,7 @@ def _iterate(metric, points, weights, step_size, rtol, atol, shooting, options):
             step=state.step + 1,
             done=~move | ~moved.converged,
             result=result,
+            floor=floor,
         )
 
     return step
@@ -168,9 +179,12 @@ def frechet_mean(
     `jax.vmap`-ed batch of [`geodesic`][latentgeo.geodesic] solves, each started
     from the previous iteration's curve to the same point; the loop is a
     `jax.lax.while_loop`. It stops when $\|g\|_{G(m)} \le$
-    `rtol` $\cdot$ RMS distance $+$ `atol`. The gradient is only as accurate as
-    the logarithm maps (see [Moving in latent space](../moving.md)), so `rtol`
-    should stay above their relative error. The fixed point $g = 0$ does not
+    `rtol` $\cdot$ RMS distance $+$ `atol` $+ \sqrt{\epsilon}\, r_0$, with
+    $\epsilon$ the machine epsilon and $r_0$ the RMS distance from the start: a
+    precision floor, so that points that coincide (RMS distance zero) need no
+    exact hit. The gradient is only as accurate as the logarithm maps (see
+    [Moving in latent space](../moving.md)), so `rtol` should stay above their
+    relative error. The fixed point $g = 0$ does not
     depend on the exponential map, which here only moves the iterate: for ReLU
     decoders (whose geodesic ODE sees straight lines) the mean is still right.
     Jit-compiled and `jax.vmap`-able (use `throw=False` there).
@@ -196,7 +210,7 @@ def frechet_mean(
     **Returns:** a [`FrechetResult`][latentgeo.FrechetResult].
 
     **Raises:** `ValueError` for `points` not of shape `(N, d)`, `weights` not
-    `(N,)`, bad options or `init` in `geodesic_options`; a runtime error for
+    `(N,)`, or bad options; a runtime error for
     NaN/inf in `points`, `weights` or `init`, negative or all-zero weights, or
     (with `throw=True`) a failed geodesic or `max_steps` reached.
 
@@ -209,11 +223,6 @@ def frechet_mean(
     """
     if not isinstance(metric, AbstractMetric):
         raise TypeError(f"`metric` must be an AbstractMetric, got {type(metric)}.")
-    if "init" in geodesic_options:
-        raise ValueError(
-            "`init` is the mean's starting point here; the geodesics are "
-            "warm-started from the previous iteration's curves."
-        )
     if not (step_size > 0 and rtol >= 0 and atol >= 0 and max_steps >= 1):
         raise ValueError(
             "Need `step_size` > 0, `rtol` >= 0, `atol` >= 0 and `max_steps` >= 1; "
@@ -237,6 +246,7 @@ def frechet_mean(
         step=jnp.asarray(0),
         done=jnp.asarray(False),
         result=GEOMETRY_RESULTS.successful,
+        floor=jnp.zeros((), points.dtype),
     )
     options = {k: v for k, v in geodesic_options.items() if k != "num_segments"}
     step = _iterate(metric, points, weights, step_size, rtol, atol, shooting, options)
