@@ -5,6 +5,7 @@ from ._curve import (
     AbstractCurve as AbstractCurve,
     CubicSpline as CubicSpline,
 )
+from ._decode import DecodedCurve as DecodedCurve, decode_along as decode_along
 from ._encoder import (
     GaussianEncoder as GaussianEncoder,
     encode as encode,
