@@ -45,6 +45,9 @@ def test_symmetric_points_average_to_their_centre_for_both_metric_kinds():
         assert bool(res.converged) and 1 < int(res.num_steps) < 10
         np.testing.assert_allclose(res.mean, centre, atol=1e-3)
         np.testing.assert_allclose(res.distances, 0.8, rtol=1e-3)
+        ends = jax.vmap(lambda curve: curve(jnp.array([0.0, 1.0])))(res.curves)
+        np.testing.assert_allclose(ends[:, 0], jnp.tile(res.mean, (4, 1)), atol=1e-6)
+        np.testing.assert_allclose(ends[:, 1], points, atol=1e-6)
         np.testing.assert_allclose(res.variance, 0.64, rtol=2e-3)
         assert float(res.gradient_norm) <= 1e-3 * 0.8
 
@@ -117,6 +120,9 @@ def test_max_steps_is_reported_or_raised():
     res = lg.frechet_mean(SPHERE, points, init=far, max_steps=1, throw=False, **FAST)
     assert bool(res.result == lg.GEOMETRY_RESULTS.mean_max_steps)
     assert not bool(res.converged)
+    # The mean returned is the one its distances belong to: still the start.
+    np.testing.assert_array_equal(res.mean, far)
+    np.testing.assert_allclose(res.distances[0], 0.0, atol=1e-6)
     with pytest.raises(Exception, match="max_steps"):
         lg.frechet_mean(SPHERE, points, init=far, max_steps=1, **FAST)
 

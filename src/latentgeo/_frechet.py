@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._checks import as_float, checked_point
 from ._curve import CubicSpline
-from ._exp_log import Shooting, estimate_log
+from ._exp_log import LogEstimate, Shooting, estimate_log
 from ._geodesic_ode import integrate_geodesic
 from ._geometry_results import GEOMETRY_RESULTS
 from ._metric import AbstractMetric
@@ -26,6 +26,9 @@ class FrechetResult(eqx.Module):
 
     - `mean`: the mean found, shape `(d,)`.
     - `distances`: `(N,)` geodesic distances from `mean` to the points.
+    - `curves`: the geodesics from `mean` to the points, a
+      [`CubicSpline`][latentgeo.CubicSpline] batched over the $N$ points (e.g.
+      for [`lg.plot.latents`][latentgeo.plot.latents]`(..., curves=res.curves)`).
     - `variance`: the weighted mean of the squared distances,
       $\sum_i w_i d_i^2 / \sum_i w_i$, the value minimised.
     - `gradient_norm`: $\|\sum_i w_i \log_m(x_i) / \sum_i w_i\|_{G(m)}$ at
@@ -37,6 +40,7 @@ class FrechetResult(eqx.Module):
 
     mean: Float[Array, " d"]
     distances: Float[Array, " N"]
+    curves: CubicSpline
     variance: Float[Array, ""]
     gradient_norm: Float[Array, ""]
     num_steps: Int[Array, ""]
@@ -94,24 +98,39 @@ def _first_failure(results: GEOMETRY_RESULTS, ok: Array) -> GEOMETRY_RESULTS:
     return jtu.tree_map(lambda value: value[index], results)
 
 
-def _iterate(metric, points, weights, step_size, rtol, atol, shooting, options):
-    """One Karcher step: logarithm maps to all points (one vmapped batch),
-    their weighted mean, the convergence test, then the exponential map."""
+class _KarcherStep(eqx.Module):
+    """One Karcher iteration: logarithm maps to all points (one vmapped batch of
+    geodesics), their weighted mean, the convergence test, then the exponential
+    map. Its fields are the problem and the options."""
 
-    def step(state: _State) -> _State:
+    metric: AbstractMetric
+    points: Array
+    weights: Array
+    step_size: float
+    rtol: float
+    atol: float
+    max_steps: int
+    shooting: Shooting | None
+    geodesic_options: dict
+
+    def logs(self, state: _State) -> LogEstimate:
         def log_to(point, params):
             init = CubicSpline(state.mean, point, params)
+            options = {**self.geodesic_options, "init": init}
             return estimate_log(
-                metric,
+                self.metric,
                 state.mean,
                 point,
-                shooting=shooting,
-                geodesic_options={**options, "init": init},
+                shooting=self.shooting,
+                geodesic_options=options,
             )
 
-        logs = jax.vmap(log_to)(points, state.params)
-        total = jnp.sum(weights)
-        rms = jnp.sqrt(jnp.sum(weights * logs.length**2) / total)
+        return jax.vmap(log_to)(self.points, state.params)
+
+    def __call__(self, state: _State) -> _State:
+        logs = self.logs(state)
+        total = jnp.sum(self.weights)
+        rms = jnp.sqrt(jnp.sum(self.weights * logs.length**2) / total)
         eps = jnp.finfo(rms.dtype).eps
         floor = jnp.where(state.step == 0, jnp.sqrt(eps) * rms, state.floor)
         # A solve that failed on a curve shorter than the floor (the mean is on
@@ -121,22 +140,25 @@ def _iterate(metric, points, weights, step_size, rtol, atol, shooting, options):
         negligible = finite & (logs.length <= floor)
         ok = (logs.result == GEOMETRY_RESULTS.successful) | negligible
         solved = jnp.all(ok)
-        gradient = jnp.sum(weights[:, None] * logs.velocity, axis=0) / total
-        gradient_norm = metric.norm(state.mean, gradient)
-        converged = gradient_norm <= rtol * rms + atol + floor
-        move = solved & ~converged
+        gradient = jnp.sum(self.weights[:, None] * logs.velocity, axis=0) / total
+        gradient_norm = self.metric.norm(state.mean, gradient)
+        converged = gradient_norm <= self.rtol * rms + self.atol + floor
+        # The last allowed iteration does not move: the mean returned is the one
+        # its distances, curves and gradient belong to.
+        move = solved & ~converged & (state.step + 1 < self.max_steps)
         # A zero velocity when not moving keeps the ODE trivial (no NaN to chase).
         moved = integrate_geodesic(
-            metric,
+            self.metric,
             state.mean,
-            jnp.where(move, step_size * gradient, 0.0),
+            jnp.where(move, self.step_size * gradient, 0.0),
             jnp.ones(1, state.mean.dtype),
             **_EXP,
         )
+        exp_failed = move & ~moved.converged
         result = GEOMETRY_RESULTS.where(
             solved,
             GEOMETRY_RESULTS.where(
-                converged | moved.converged, GEOMETRY_RESULTS.successful, moved.result
+                exp_failed, moved.result, GEOMETRY_RESULTS.successful
             ),
             _first_failure(logs.result, ok),
         )
@@ -146,12 +168,10 @@ def _iterate(metric, points, weights, step_size, rtol, atol, shooting, options):
             distances=logs.length,
             gradient_norm=gradient_norm,
             step=state.step + 1,
-            done=~move | ~moved.converged,
+            done=converged | ~solved | exp_failed,
             result=result,
             floor=floor,
         )
-
-    return step
 
 
 @eqx.filter_jit
@@ -205,7 +225,7 @@ def frechet_mean(
     - `throw`: raise if the iteration or a geodesic fails; otherwise report it
       in `result`.
     - `**geodesic_options`: passed to `geodesic` (`solver`, `num_segments`,
-      `num_points`, `max_steps`, ...; not `init`).
+      `num_points`, ...; not `init` or `max_steps`, which are the mean's own).
 
     **Returns:** a [`FrechetResult`][latentgeo.FrechetResult].
 
@@ -249,10 +269,13 @@ def frechet_mean(
         floor=jnp.zeros((), points.dtype),
     )
     options = {k: v for k, v in geodesic_options.items() if k != "num_segments"}
-    step = _iterate(metric, points, weights, step_size, rtol, atol, shooting, options)
+    step = _KarcherStep(
+        metric, points, weights, step_size, rtol, atol, max_steps, shooting, options
+    )
     with jax.default_matmul_precision("highest"):
+        # (A lambda around `step`: JAX hashes loop bodies, modules hold arrays.)
         final = jax.lax.while_loop(
-            lambda s: ~s.done & (s.step < max_steps), step, state
+            lambda s: ~s.done & (s.step < max_steps), lambda s: step(s), state
         )
     result = GEOMETRY_RESULTS.where(
         final.done, final.result, GEOMETRY_RESULTS.mean_max_steps
@@ -262,6 +285,9 @@ def frechet_mean(
     mean = final.mean
     if throw:
         mean = result.error_if(mean, result != GEOMETRY_RESULTS.successful)
+    curves = CubicSpline(
+        jnp.broadcast_to(final.mean, points.shape), points, final.params
+    )
     return FrechetResult(
-        mean, final.distances, variance, final.gradient_norm, final.step, result
+        mean, final.distances, curves, variance, final.gradient_norm, final.step, result
     )
