@@ -1,6 +1,6 @@
 r"""The logarithm map: the initial velocity of the geodesic between two points,
 from the boundary-value solver ([`geodesic`][latentgeo.geodesic]), optionally
-refined by Newton shooting on the exponential map."""
+refined by shooting (damped Newton) on the exponential map."""
 
 import diffrax
 import equinox as eqx
@@ -18,36 +18,44 @@ from ._metric import AbstractMetric
 
 
 class Shooting(eqx.Module):
-    r"""Newton refinement of [`log_map`][latentgeo.log_map]: solve
+    r"""Shooting refinement of [`log_map`][latentgeo.log_map]: solve
     $\exp_{z_0}(v) = z_1$ for $v$, starting from the boundary-value estimate.
 
-    Each Newton step integrates the geodesic equation once with its $d \times d$
-    Jacobian in $v$ (forward-mode through the ODE solve, `optimistix.Newton`).
-    The ODE runs at tolerances `rtol / 10`, `atol / 10`, so that its error stays
-    below the Newton tolerance. Needs a twice-differentiable decoder, like
+    A damped Newton method (Levenberg–Marquardt, `optimistix.least_squares`)
+    on the miss $\exp_{z_0}(v) - z_1$: each step integrates the geodesic
+    equation once with its $d \times d$ Jacobian in $v$ (forward mode through
+    the ODE solve). The integration takes `num_steps` fixed steps: an adaptive
+    step makes the end point jump wherever the accepted steps change, which
+    stalls Newton's method on strongly curved metrics, while a fixed grid makes
+    it a smooth function of $v$. [`exp_map`][latentgeo.exp_map] of the result
+    lands on `z1` up to that grid's error (measured on
+    [Moving in latent space](../moving.md)). The answer is accepted
+    only if the end point hits `z1` (a least-squares solver can also stop at a
+    non-zero minimum of the miss) and the geodesic it starts is as long as the
+    boundary-value one. Needs a twice-differentiable decoder, like
     [`exp_map`][latentgeo.exp_map].
 
     **Arguments:**
 
-    - `rtol`, `atol`: stop when the Newton step is below `atol + rtol * |v|` and
-      the end point misses `z1` by less than `atol` (max norm, latent units);
-      default `1e-5` each.
-    - `max_steps`: Newton iterations (16).
+    - `rtol`, `atol`: stop when the step in $v$ is below `atol + rtol * |v|`;
+      accept when $\exp_{z_0}(v)$ misses `z1` by at most
+      `atol + rtol * |z1 - z0|` (max norms, latent units). Default `1e-5` each.
+    - `max_steps`: iterations (64).
     - `length_rtol`: the refined velocity's metric norm (the length of the
       geodesic it starts) may differ from the boundary-value length by this
       fraction (1e-2); more means the two solvers found different curves, as
       for decoders that are not twice differentiable, and is reported as a
       failure (`GEOMETRY_RESULTS.shooting_mismatch`) rather than returned.
     - `solver`: the diffrax ODE solver (`Tsit5()`).
-    - `ode_max_steps`: ODE steps per integration (4096).
+    - `num_steps`: fixed ODE steps per integration (64).
     """
 
     rtol: float = 1e-5
     atol: float = 1e-5
-    max_steps: int = 16
+    max_steps: int = 64
     length_rtol: float = 1e-2
     solver: diffrax.AbstractSolver = diffrax.Tsit5()
-    ode_max_steps: int = 4096
+    num_steps: int = 64
 
     def __check_init__(self):
         if not (self.rtol > 0 and self.atol > 0 and self.length_rtol > 0):
@@ -55,41 +63,41 @@ class Shooting(eqx.Module):
                 "`rtol`, `atol` and `length_rtol` must be positive, got "
                 f"{self.rtol}, {self.atol}, {self.length_rtol}."
             )
-        if self.max_steps < 1 or self.ode_max_steps < 1:
-            raise ValueError("`max_steps` and `ode_max_steps` must be at least 1.")
+        if self.max_steps < 1 or self.num_steps < 1:
+            raise ValueError("`max_steps` and `num_steps` must be at least 1.")
+
+    def miss(self, metric: AbstractMetric, z0: Array, z1: Array, v: Array) -> Array:
+        r"""$\exp_{z_0}(v) - z_1$; NaN if the integration fails (no root there)."""
+        path = integrate_geodesic(
+            metric,
+            z0,
+            v,
+            jnp.ones(1, z0.dtype),
+            solver=self.solver,
+            stepsize_controller=diffrax.ConstantStepSize(),
+            dt0=1.0 / self.num_steps,
+            max_steps=self.num_steps + 2,  # room for a rounding remainder
+            adjoint=diffrax.ForwardMode(),
+        )
+        return jnp.where(path.converged, path.points[0] - z1, jnp.nan)
 
     def refine(
         self, metric: AbstractMetric, z0: Array, z1: Array, v: Array, length: Array
     ) -> tuple[Array, GEOMETRY_RESULTS]:
-        """Newton's method from `v` (the estimate for a geodesic of `length`);
-        returns the refined velocity and the outcome (`v` itself on failure)."""
-
-        def miss(velocity, _):
-            path = integrate_geodesic(
-                metric,
-                z0,
-                velocity,
-                jnp.ones(1, z0.dtype),
-                solver=self.solver,
-                rtol=self.rtol / 10,
-                atol=self.atol / 10,
-                max_steps=self.ode_max_steps,
-                adjoint=diffrax.ForwardMode(),
-            )
-            # A failed integration is no root: NaN makes Newton stop and fail.
-            return jnp.where(path.converged, path.points[0] - z1, jnp.nan)
-
-        solution = optx.root_find(
-            miss,
-            optx.Newton(rtol=self.rtol, atol=self.atol),
+        """Shoot from `v` (the estimate for a geodesic of `length`); returns the
+        refined velocity and the outcome (`v` itself on failure)."""
+        solution = optx.least_squares(
+            lambda velocity, _: self.miss(metric, z0, z1, velocity),
+            optx.LevenbergMarquardt(rtol=self.rtol, atol=self.atol),
             v,
             max_steps=self.max_steps,
             throw=False,
         )
-        hit = (solution.result == optx.RESULTS.successful) & jnp.all(
-            jnp.isfinite(solution.value)
-        )
-        mismatch = jnp.abs(metric.norm(z0, solution.value) - length)
+        refined = solution.value
+        residual = jnp.max(jnp.abs(self.miss(metric, z0, z1, refined)))
+        tolerance = self.atol + self.rtol * jnp.max(jnp.abs(z1 - z0))
+        hit = (solution.result == optx.RESULTS.successful) & (residual <= tolerance)
+        mismatch = jnp.abs(metric.norm(z0, refined) - length)
         agrees = mismatch <= self.length_rtol * length
         result = GEOMETRY_RESULTS.where(
             hit,
@@ -100,7 +108,7 @@ class Shooting(eqx.Module):
             ),
             GEOMETRY_RESULTS.shooting_failed,
         )
-        return jnp.where(hit & agrees, solution.value, v), result
+        return jnp.where(hit & agrees, refined, v), result
 
 
 class LogEstimate(eqx.Module):
@@ -160,9 +168,9 @@ def log_map(
     [`geodesic`][latentgeo.geodesic] solves the boundary-value problem; the
     spline's direction at $t = 0$, scaled so that `metric.norm(z0, v)` equals
     the geodesic's length, is the estimate (the spline's own speed at $t = 0$ is
-    less accurate than its length). With `shooting=Shooting()`, Newton's method
-    on [`exp_map`][latentgeo.exp_map] then makes $\exp_{z_0}(v) = z_1$ hold to
-    the shooting tolerance. The accuracy of both is measured on
+    less accurate than its length). With `shooting=Shooting()`, a damped Newton
+    method on [`exp_map`][latentgeo.exp_map] then makes $\exp_{z_0}(v) = z_1$
+    hold to the shooting tolerance. The accuracy of both is measured on
     [Moving in latent space](../moving.md). Jit-compiled and `jax.vmap`-able
     (use `throw=False` there).
 

@@ -11,12 +11,12 @@ from jaxtyping import Array, ArrayLike, Float, Int
 from ._checks import as_float, checked_point
 from ._curve import CubicSpline
 from ._exp_log import LogEstimate, Shooting, estimate_log
-from ._geodesic_ode import integrate_geodesic
+from ._geodesic_ode import adaptive, integrate_geodesic
 from ._geometry_results import GEOMETRY_RESULTS
 from ._metric import AbstractMetric
 
 # The exponential map moving the iterate, with `exp_map`'s defaults.
-_EXP = dict(solver=diffrax.Tsit5(), rtol=1e-6, atol=1e-6, max_steps=4096)
+_EXP = dict(solver=diffrax.Tsit5(), **adaptive(rtol=1e-6, atol=1e-6, max_steps=4096))
 
 
 class FrechetResult(eqx.Module):
@@ -33,7 +33,8 @@ class FrechetResult(eqx.Module):
       $\sum_i w_i d_i^2 / \sum_i w_i$, the value minimised.
     - `gradient_norm`: $\|\sum_i w_i \log_m(x_i) / \sum_i w_i\|_{G(m)}$ at
       `mean`, zero at an exact mean.
-    - `num_steps`: iterations, each one batch of $N$ geodesics.
+    - `num_steps`: iterations, each one batch of $N$ geodesics (including
+      trials that were dropped).
     - `result`: a [`GEOMETRY_RESULTS`][latentgeo.GEOMETRY_RESULTS] item;
       `converged` is `result == GEOMETRY_RESULTS.successful`.
     """
@@ -51,11 +52,21 @@ class FrechetResult(eqx.Module):
         return self.result == GEOMETRY_RESULTS.successful
 
 
-class _State(eqx.Module):
+class _Point(eqx.Module):
+    """A candidate mean with its logarithm maps' summary."""
+
     mean: Array
-    params: Array  # (N, num_segments + 1, d): warm starts for the next geodesics
+    params: Array  # (N, num_segments + 1, d): the curves from `mean` to the points
     distances: Array
+    gradient: Array
     gradient_norm: Array
+    variance: Array
+
+
+class _State(eqx.Module):
+    best: _Point  # the last accepted candidate: never worse than earlier ones
+    trial: Array  # the next candidate mean
+    step_size: Array
     step: Array
     done: Array
     result: GEOMETRY_RESULTS
@@ -99,9 +110,10 @@ def _first_failure(results: GEOMETRY_RESULTS, ok: Array) -> GEOMETRY_RESULTS:
 
 
 class _KarcherStep(eqx.Module):
-    """One Karcher iteration: logarithm maps to all points (one vmapped batch of
-    geodesics), their weighted mean, the convergence test, then the exponential
-    map. Its fields are the problem and the options."""
+    """One Karcher iteration: logarithm maps from the trial mean to all points
+    (one vmapped batch of geodesics), the convergence test, and the next trial
+    from the best candidate by the exponential map, with a step size that halves
+    whenever a trial lowers neither the variance nor the gradient norm."""
 
     metric: AbstractMetric
     points: Array
@@ -113,26 +125,38 @@ class _KarcherStep(eqx.Module):
     shooting: Shooting | None
     geodesic_options: dict
 
-    def logs(self, state: _State) -> LogEstimate:
-        def log_to(point, params):
-            init = CubicSpline(state.mean, point, params)
+    def evaluate(self, mean: Array, params: Array) -> tuple[_Point, LogEstimate]:
+        def log_to(point, warm):
+            init = CubicSpline(mean, point, warm)
             options = {**self.geodesic_options, "init": init}
             return estimate_log(
                 self.metric,
-                state.mean,
+                mean,
                 point,
                 shooting=self.shooting,
                 geodesic_options=options,
             )
 
-        return jax.vmap(log_to)(self.points, state.params)
+        logs = jax.vmap(log_to)(self.points, params)
+        total = jnp.sum(self.weights)
+        gradient = jnp.sum(self.weights[:, None] * logs.velocity, axis=0) / total
+        variance = jnp.sum(self.weights * logs.length**2) / total
+        point = _Point(
+            mean,
+            logs.curve.params,
+            logs.length,
+            gradient,
+            self.metric.norm(mean, gradient),
+            variance,
+        )
+        return point, logs
 
     def __call__(self, state: _State) -> _State:
-        logs = self.logs(state)
-        total = jnp.sum(self.weights)
-        rms = jnp.sqrt(jnp.sum(self.weights * logs.length**2) / total)
-        eps = jnp.finfo(rms.dtype).eps
-        floor = jnp.where(state.step == 0, jnp.sqrt(eps) * rms, state.floor)
+        candidate, logs = self.evaluate(state.trial, state.best.params)
+        rms = jnp.sqrt(candidate.variance)
+        floor = jnp.where(
+            state.step == 0, jnp.sqrt(jnp.finfo(rms.dtype).eps) * rms, state.floor
+        )
         # A solve that failed on a curve shorter than the floor (the mean is on
         # top of that point, where float energies are noise) is no failure: the
         # geodesic distance is at most that curve's length.
@@ -140,18 +164,29 @@ class _KarcherStep(eqx.Module):
         negligible = finite & (logs.length <= floor)
         ok = (logs.result == GEOMETRY_RESULTS.successful) | negligible
         solved = jnp.all(ok)
-        gradient = jnp.sum(self.weights[:, None] * logs.velocity, axis=0) / total
-        gradient_norm = self.metric.norm(state.mean, gradient)
-        converged = gradient_norm <= self.rtol * rms + self.atol + floor
-        # The last allowed iteration does not move: the mean returned is the one
-        # its distances, curves and gradient belong to.
+        tolerance = self.rtol * rms + self.atol + floor
+        converged = solved & (candidate.gradient_norm <= tolerance)
+        # Far from the mean the variance shows an overshoot; near it the
+        # variance's change is below the lengths' accuracy, the gradient's not.
+        improved = solved & (
+            (candidate.variance <= state.best.variance)
+            | (candidate.gradient_norm <= state.best.gradient_norm)
+        )
+        best = jax.tree.map(
+            lambda new, old: jnp.where(improved | converged, new, old),
+            candidate,
+            state.best,
+        )
+        step_size = jnp.where(improved, state.step_size, 0.5 * state.step_size)
+        # The last allowed iteration does not move: `best` is then what it
+        # returns, with its own distances, curves and gradient.
         move = solved & ~converged & (state.step + 1 < self.max_steps)
         # A zero velocity when not moving keeps the ODE trivial (no NaN to chase).
         moved = integrate_geodesic(
             self.metric,
-            state.mean,
-            jnp.where(move, self.step_size * gradient, 0.0),
-            jnp.ones(1, state.mean.dtype),
+            best.mean,
+            jnp.where(move, step_size * best.gradient, 0.0),
+            jnp.ones(1, best.mean.dtype),
             **_EXP,
         )
         exp_failed = move & ~moved.converged
@@ -163,10 +198,9 @@ class _KarcherStep(eqx.Module):
             _first_failure(logs.result, ok),
         )
         return _State(
-            mean=jnp.where(move & moved.converged, moved.points[0], state.mean),
-            params=logs.curve.params,
-            distances=logs.length,
-            gradient_norm=gradient_norm,
+            best=best,
+            trial=jnp.where(move & moved.converged, moved.points[0], best.mean),
+            step_size=step_size,
             step=state.step + 1,
             done=converged | ~solved | exp_failed,
             result=result,
@@ -195,10 +229,14 @@ def frechet_mean(
     Riemannian gradient descent (Karcher flow): at the current mean $m$ the
     negative gradient of $\frac12\sum_i w_i d(m, x_i)^2 / \sum_i w_i$ is
     $g = \sum_i w_i \log_m(x_i) / \sum_i w_i$; the next mean is
-    $\exp_m(\tau g)$. All $N$ logarithm maps of an iteration are one
-    `jax.vmap`-ed batch of [`geodesic`][latentgeo.geodesic] solves, each started
-    from the previous iteration's curve to the same point; the loop is a
-    `jax.lax.while_loop`. It stops when $\|g\|_{G(m)} \le$
+    $\exp_m(\tau g)$. The step $\tau$ starts at `step_size` (1, the Karcher
+    step, exact for a flat metric); where the metric is strongly curved a full
+    step can overshoot, so a trial that lowers neither the variance
+    $\sum_i w_i d(m, x_i)^2 / \sum_i w_i$ nor $\|g\|_{G(m)}$ is dropped and
+    $\tau$ halved for the rest of the run. All $N$
+    logarithm maps of an iteration are one `jax.vmap`-ed batch of
+    [`geodesic`][latentgeo.geodesic] solves, each started from the last curve to
+    the same point; the loop is a `jax.lax.while_loop`. It stops when $\|g\|_{G(m)} \le$
     `rtol` $\cdot$ RMS distance $+$ `atol` $+ \sqrt{\epsilon}\, r_0$, with
     $\epsilon$ the machine epsilon and $r_0$ the RMS distance from the start: a
     precision floor, so that points that coincide (RMS distance zero) need no
@@ -216,8 +254,7 @@ def frechet_mean(
     - `weights`: `(N,)` non-negative weights, not all zero; default all ones.
     - `init`: the starting point `(d,)`; default the weighted Euclidean mean of
       `points` (pass a data point if that mean lies off the data).
-    - `step_size`: $\tau$ (1.0, the Karcher step; lower it if iterates
-      oscillate).
+    - `step_size`: the first step $\tau$ (1.0).
     - `rtol`, `atol`: the stopping test above (1e-3, 0).
     - `max_steps`: iterations (50).
     - `shooting`: a [`Shooting`][latentgeo.Shooting] to refine each logarithm
@@ -257,16 +294,23 @@ def frechet_mean(
             jnp.asarray(init, points.dtype), metric.latent_dim, "init"
         )
     num_segments = geodesic_options.get("num_segments", 10)
-    params = jnp.zeros((points.shape[0], num_segments + 1, metric.latent_dim))
-    state = _State(
+    dtype, num_points = points.dtype, points.shape[0]
+    unknown = _Point(
         mean=start,
-        params=params.astype(points.dtype),
-        distances=jnp.zeros(points.shape[0], points.dtype),
-        gradient_norm=jnp.asarray(jnp.inf, points.dtype),
+        params=jnp.zeros((num_points, num_segments + 1, metric.latent_dim), dtype),
+        distances=jnp.full(num_points, jnp.nan, dtype),
+        gradient=jnp.zeros_like(start),
+        gradient_norm=jnp.asarray(jnp.inf, dtype),
+        variance=jnp.asarray(jnp.inf, dtype),
+    )
+    state = _State(
+        best=unknown,
+        trial=start,
+        step_size=jnp.asarray(step_size, dtype),
         step=jnp.asarray(0),
         done=jnp.asarray(False),
         result=GEOMETRY_RESULTS.successful,
-        floor=jnp.zeros((), points.dtype),
+        floor=jnp.zeros((), dtype),
     )
     options = {k: v for k, v in geodesic_options.items() if k != "num_segments"}
     step = _KarcherStep(
@@ -280,14 +324,17 @@ def frechet_mean(
     result = GEOMETRY_RESULTS.where(
         final.done, final.result, GEOMETRY_RESULTS.mean_max_steps
     )
-    total = jnp.sum(weights)
-    variance = jnp.sum(weights * final.distances**2) / total
-    mean = final.mean
+    best = final.best
+    mean = best.mean
     if throw:
         mean = result.error_if(mean, result != GEOMETRY_RESULTS.successful)
-    curves = CubicSpline(
-        jnp.broadcast_to(final.mean, points.shape), points, final.params
-    )
+    curves = CubicSpline(jnp.broadcast_to(best.mean, points.shape), points, best.params)
     return FrechetResult(
-        mean, final.distances, curves, variance, final.gradient_norm, final.step, result
+        mean,
+        best.distances,
+        curves,
+        best.variance,
+        best.gradient_norm,
+        final.step,
+        result,
     )

@@ -140,27 +140,23 @@ def integrate_geodesic(
     times: Array,
     *,
     solver: diffrax.AbstractSolver,
-    rtol: float,
-    atol: float,
+    stepsize_controller: diffrax.AbstractStepSizeController,
+    dt0: float | None,
     max_steps: int,
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
 ) -> ExpPath:
     """Integrate the geodesic equation from `(z0, v)` and save at `times` (ending
     at 1). No input checks and no `throw`: the public functions do those."""
-    if rtol <= 0 or atol <= 0:
-        raise ValueError(f"`rtol` and `atol` must be positive, got {rtol}, {atol}.")
-    if max_steps < 1:
-        raise ValueError(f"`max_steps` must be at least 1, got {max_steps}.")
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(_vector_field),
         solver,
         t0=0.0,
         t1=1.0,
-        dt0=None,
+        dt0=dt0,
         y0=(z0, v),
         args=metric,
         saveat=diffrax.SaveAt(ts=times),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        stepsize_controller=stepsize_controller,
         adjoint=adjoint,
         max_steps=max_steps,
         throw=False,
@@ -175,6 +171,16 @@ def integrate_geodesic(
     ok = (solution.result == diffrax.RESULTS.successful) & finite
     result = GEOMETRY_RESULTS.where(ok, GEOMETRY_RESULTS.successful, failure)
     return ExpPath(times, points, velocities, solution.stats["num_steps"], result)
+
+
+def adaptive(rtol: float, atol: float, max_steps: int) -> dict:
+    """Options of `integrate_geodesic` for an adaptive step (`exp_map`'s)."""
+    if rtol <= 0 or atol <= 0:
+        raise ValueError(f"`rtol` and `atol` must be positive, got {rtol}, {atol}.")
+    if max_steps < 1:
+        raise ValueError(f"`max_steps` must be at least 1, got {max_steps}.")
+    controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    return dict(stepsize_controller=controller, dt0=None, max_steps=max_steps)
 
 
 def _checked_start(metric, z0, v) -> tuple[Array, Array]:
@@ -242,9 +248,7 @@ def exp_path(
             v,
             times,
             solver=solver,
-            rtol=rtol,
-            atol=atol,
-            max_steps=max_steps,
+            **adaptive(rtol, atol, max_steps),
         )
     if throw:
         points = path.result.error_if(path.points, ~path.converged)
@@ -301,9 +305,7 @@ def exp_map(
             v,
             jnp.ones(1, z0.dtype),
             solver=solver,
-            rtol=rtol,
-            atol=atol,
-            max_steps=max_steps,
+            **adaptive(rtol, atol, max_steps),
         )
     end = jnp.where(path.converged, path.points[0], jnp.nan)
     if throw:

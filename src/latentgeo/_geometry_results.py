@@ -25,15 +25,17 @@ class GEOMETRY_RESULTS(RESULTS):
         "`solver=` and its tolerances); the metric may be singular along the path."
     )
     shooting_failed = (
-        "Newton shooting did not hit `z1` within `Shooting.max_steps` iterations, "
-        "or diverged. The decoder may not be twice continuously differentiable "
-        "(ReLU, ELU: the geodesic ODE then stalls at the kinks; use tanh, softplus "
-        "or SiLU, or `log_map` without shooting), `z1` may lie beyond a conjugate "
-        "point of `z0`, or the boundary-value estimate it started from is poor: "
-        "solve `geodesic` more accurately, or loosen `Shooting.atol`."
+        "Shooting did not hit `z1` within `Shooting.max_steps` iterations (or "
+        "stopped at a non-zero minimum of the miss). The decoder may not be twice "
+        "continuously differentiable (ReLU, ELU: the geodesic ODE then stalls at "
+        "the kinks; use tanh, softplus or SiLU, or `log_map` without shooting), "
+        "`z1` may lie beyond a conjugate point of `z0`, or the boundary-value "
+        "estimate it started from is poor: solve `geodesic` with more "
+        "`num_segments` (on strongly curved metrics the spline's initial direction "
+        "needs them), or loosen `Shooting.atol`."
     )
     shooting_mismatch = (
-        "Newton shooting hit `z1`, but along a geodesic whose length differs from "
+        "Shooting hit `z1`, but along a geodesic whose length differs from "
         "the boundary-value solution's by more than `Shooting.length_rtol`. The "
         "decoder is probably not twice differentiable (a ReLU network's geodesic "
         "ODE sees straight lines and misses the bends at its kinks): use "
@@ -41,7 +43,8 @@ class GEOMETRY_RESULTS(RESULTS):
     )
     mean_max_steps = (
         "The Fréchet mean iteration reached `max_steps` before the Riemannian "
-        "gradient fell below `rtol` times the RMS distance. Raise `max_steps`, "
-        "lower `step_size` if the iterates oscillate, or loosen `rtol` (the "
-        "gradient is only as accurate as the logarithm maps it averages)."
+        "gradient fell below `rtol` times the RMS distance. Raise `max_steps`, or "
+        "loosen `rtol`: the gradient is only as accurate as the logarithm maps it "
+        "averages (more `num_segments`, or `shooting=Shooting()`, make them "
+        "more accurate)."
     )
