@@ -100,6 +100,7 @@ def test_vmap_equals_single_calls():
         )
 
 
+@pytest.mark.slow  # float64 exp/log are in the default run (test_exp_log.py)
 def test_float64_with_shooting_is_tighter():
     with float64():
         points = around_centre([0.8] * 4, np.pi / 2 * np.arange(4) + 0.3)
