@@ -5,17 +5,27 @@ from ._curve import (
     AbstractCurve as AbstractCurve,
     CubicSpline as CubicSpline,
 )
+from ._decode import DecodedCurve as DecodedCurve, decode_along as decode_along
 from ._energy import (
     AbstractEnergy as AbstractEnergy,
     DecorrelatedEnergy as DecorrelatedEnergy,
     ExpectedEnergy as ExpectedEnergy,
 )
 from ._ensemble import EnsembleDecoder as EnsembleDecoder
+from ._exp_log import Shooting as Shooting, log_map as log_map
+from ._frechet import FrechetResult as FrechetResult, frechet_mean as frechet_mean
 from ._geodesic import (
     LENGTH_POINTS as LENGTH_POINTS,
     GeodesicResult as GeodesicResult,
     geodesic as geodesic,
 )
+from ._geodesic_ode import (
+    ExpPath as ExpPath,
+    exp_map as exp_map,
+    exp_path as exp_path,
+    geodesic_acceleration as geodesic_acceleration,
+)
+from ._geometry_results import GEOMETRY_RESULTS as GEOMETRY_RESULTS
 from ._graph import (
     GraphPaths as GraphPaths,
     graph_paths as graph_paths,
