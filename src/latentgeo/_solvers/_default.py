@@ -44,16 +44,19 @@ def _better(first: Minimisation, second: Minimisation) -> Minimisation:
 
 
 class Escalating(AbstractCurveSolver):
-    r"""A fast solver first; if it has not converged within `fast_steps`, a robust
-    solver from the same starting curve, keeping the lower energy of the two.
+    r"""A fast solver first; if it has not converged within `fast_steps`, both a
+    robust solver from the same starting curve and the fast solver continued to
+    convergence, keeping the lower energy.
 
     Smooth decoders give smooth, nearly quadratic energies where Gauss–Newton
     methods converge in a handful of iterations; decoders with ReLU activations
     give piecewise-quadratic energies with many shallow local minima, where a
     fast method wanders between pieces and settles in whichever it meets first.
-    The fast attempt's iteration count tells the two apart at no extra cost, and
-    the robust attempt is a second, independent start. If the fast attempt, cut
-    short, is still the lower, it is continued to convergence. Under `jax.vmap` over
+    The fast attempt's iteration count tells the two apart at no extra cost. The
+    robust attempt is a second, independent start; the continued fast attempt
+    covers energies where Gauss–Newton steps are what leaves a poor start (the
+    RBF metric's straight line through empty space, where first-order steps
+    stall). Under `jax.vmap` over
     pairs both branches run for every pair (a `lax.cond` becomes a `select`).
 
     **Arguments:**
@@ -79,17 +82,9 @@ class Escalating(AbstractCurveSolver):
         first = self.fast.minimise(objective, params, min(self.fast_steps, max_steps))
 
         def escalate(first: Minimisation) -> Minimisation:
-            second = self.robust.minimise(objective, params, max_steps)
-
-            def finish_fast(first: Minimisation) -> Minimisation:
-                # The fast attempt was cut short but is lower still: finish it.
-                more = self.fast.minimise(objective, first.params, max_steps)
-                return then(first, more)
-
-            first = jax.lax.cond(
-                first.value < second.value, finish_fast, lambda m: m, first
-            )
-            return _better(first, second)
+            restarted = self.robust.minimise(objective, params, max_steps)
+            continued = self.fast.minimise(objective, first.params, max_steps)
+            return _better(then(first, continued), restarted)
 
         return jax.lax.cond(
             first.result == RESULTS.successful, lambda m: m, escalate, first
