@@ -26,7 +26,7 @@ def test_auto_solver_chooses_by_the_objective(getkey):
     auto = lg.AutoSolver()
     metric, _ = linear_metric(getkey())
     ensemble = lg.ExpectedMetric(lg.EnsembleDecoder.init(small_mlp, 2, key=getkey()))
-    wide, _ = linear_metric(getkey(), latent_dim=9)
+    wide, _ = linear_metric(getkey(), latent_dim=3)
     choices = {
         "sum of squares": (
             objective_of(metric, lg.ExpectedEnergy()),
@@ -41,7 +41,7 @@ def test_auto_solver_chooses_by_the_objective(getkey):
             auto.stochastic,
         ),
         "many dimensions": (
-            objective_of(wide, lg.ExpectedEnergy(), latent_dim=9),
+            objective_of(wide, lg.ExpectedEnergy(), latent_dim=3),
             auto.gradient_solver,
         ),
     }

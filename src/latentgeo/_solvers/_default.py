@@ -106,8 +106,9 @@ class AutoSolver(AbstractCurveSolver):
       `DecorrelatedEnergy`) in at most `max_gauss_newton_dim` latent
       dimensions: [`Escalating`][latentgeo.Escalating] (structured
       Levenberg–Marquardt, then a robust restart if needed). A Gauss–Newton
-      iteration costs $d$ JVPs per curve point and member, so beyond a few
-      dimensions a gradient (one reverse pass) is far cheaper.
+      iteration costs $d$ JVPs per curve point and member, so in more
+      dimensions a gradient (one reverse pass) is cheaper (the threshold is
+      chosen on the [performance page](../performance.md#latent-dimension)).
     - Otherwise: `gradient_solver` (30 chord-scaled Adam steps, then L-BFGS).
 
     Why these choices, and how they compare, is measured on the
@@ -119,13 +120,13 @@ class AutoSolver(AbstractCurveSolver):
     - `gradient_solver`: the solver for everything else deterministic.
     - `stochastic`: the solver for Monte Carlo energies.
     - `max_gauss_newton_dim`: the largest latent dimension given to
-      `least_squares` (8).
+      `least_squares` (2).
     """
 
     least_squares: AbstractCurveSolver = eqx.field(default_factory=Escalating)
     gradient_solver: AbstractCurveSolver = eqx.field(default_factory=_robust_generic)
     stochastic: AbstractCurveSolver = eqx.field(default_factory=OptaxSolver.paper_adam)
-    max_gauss_newton_dim: int = eqx.field(static=True, default=8)
+    max_gauss_newton_dim: int = eqx.field(static=True, default=2)
 
     def choose(self, objective: AbstractCurveObjective) -> AbstractCurveSolver:
         """The solver this strategy uses for `objective` (decided at trace time)."""
