@@ -20,15 +20,15 @@ import os
 import resource
 import time
 
-import _model
 import jax
+import models
 import numpy as np
 
 import latentgeo as lg
 
 
 def query_points(n):
-    train, _, held, _ = _model.codes_and_images()
+    train, _, held, _ = models.digits_codes()
     if n <= len(held):
         return held[:n]
     codes = np.concatenate([train, held])
@@ -38,7 +38,7 @@ def query_points(n):
 
 
 def main(n, refine, init, batch_size, neighbours):
-    metric, train, _ = _model.load()
+    metric, train, _ = models.load("relu")
     points = query_points(n)
     options = dict(
         init=init,
