@@ -1,23 +1,26 @@
 """A fine float64 reference length for every benchmark pair, resumable.
 
 The reference is independent of the library's spline solvers: each curve is a
-polyline with free inner nodes and fixed ends, minimising the finite-difference
-energy `T * sum_i ||e(z_{i+1}) - e(z_i)||^2` (`metric.curve_energy` of the
-nodes) in float64 with L-BFGS (`optax.lbfgs`, zoom line search, inside one
-`lax.while_loop`). Coarse to fine:
+polyline with free inner nodes and fixed ends (nodes at `t = i / T`), and
+minimises the finite-difference energy `T' * sum ||e(x_{j+1}) - e(x_j)||^2` of
+the polyline sampled at `T' + 1` uniform points `x_j` (`metric.curve_energy`;
+`T' = samples * T`, the nodes among them), in float64, with L-BFGS
+(`optax.lbfgs`, zoom line search, inside one `lax.while_loop`) in hierarchical
+(Faber-Schauder) coordinates, in which the Dirichlet energy's conditioning does
+not grow with `T`. Coarse to fine, upsampling by linear interpolation:
 
 1. three starts, each resampled to 17 nodes: the straight line; the shortest
    path in the graph over query and training codes
    (`lg.graph_paths(metric, query, extra_points=train_codes)`); the shortest
-   path in the graph over the query codes alone. Each is solved at 17, then 33
-   nodes (upsampling by linear interpolation);
-2. the best of them (shortest at 33 nodes) is refined at 65, 129 and 257 nodes.
+   path in the graph over the query codes alone. Each is solved at 16 segments
+   (energy on 65 points), then 32 (65 points);
+2. the best of them (shortest at 32 segments) is refined at 64 segments (129
+   points), 128 (129) and 256 (257).
 
 Every curve is scored by ONE length shared with the spline curves:
 `metric.curve_length` of the curve sampled at 1025 uniform parameter values, in
-float64 (for a polyline, nodes at `t = i / T`, linear in between). Stored per
-pair: the reference length, the per-start lengths at 33 nodes (for the start
-dependence), and the final 257 nodes.
+float64. Stored per pair: the reference length, the per-start lengths at 32
+segments (for the start dependence), iterations per level, and the 257 nodes.
 
 Run (in the background; at most one such process on the shared 2-core CPU):
 
@@ -25,13 +28,15 @@ Run (in the background; at most one such process on the shared 2-core CPU):
     PYTHONPATH=src:benchmarks python benchmarks/reference.py elu --pairs 200
     PYTHONPATH=src:benchmarks python benchmarks/reference.py relu --validate 50
 
-Output: `benchmarks/.cache/reference/<model>[-<pairs>]/chunk_<k>.npz`, one file
-per chunk of 25 pairs, each written atomically; a rerun skips the chunks that
-exist (an interrupt, even `kill -9`, loses at most the chunk in progress).
-Progress goes to `benchmarks/.cache/reference/<model>[-<pairs>].log`.
-`--validate N` solves a seeded sample of N pairs at the standard and at a doubled
-resolution (nodes up to 513, twice the iterations) and prints the relative
-change of the lengths. `load(model, pairs)` returns what is done so far.
+Pairs are solved in a fixed random order (`pair_order()`), 25 per chunk; a run
+with `--pairs N` does the first N, so every sample (a prefix of that order,
+`pair_sample(N)`) is covered first. Output: one file per chunk,
+`benchmarks/.cache/reference/<model>/chunk_<k>.npz`, written atomically; a
+rerun skips the chunks that exist (an interrupt, even `kill -9`, loses at most
+the chunk in progress). Progress and ETA: `benchmarks/.cache/reference/<model>.log`.
+`--validate N` re-solves the first N pairs at doubled resolution and iterations
+(512 segments, twice the iteration caps) and prints the relative change.
+`load(model)` returns what is done so far.
 """
 
 import argparse
@@ -108,7 +113,7 @@ def polyline(nodes, num=FINE):
     num_segments = nodes.shape[0] - 1
     t = jnp.linspace(0.0, 1.0, num, dtype=nodes.dtype) * num_segments
     index = jnp.clip(jnp.floor(t).astype(int), 0, num_segments - 1)
-    fraction = (t - index)[:, None]
+    fraction = (t - index.astype(t.dtype))[:, None]
     return nodes[index] * (1 - fraction) + nodes[index + 1] * fraction
 
 
@@ -175,9 +180,11 @@ def lbfgs(metric, nodes, samples, max_steps, rtol, patience):
     def body(carry):
         x, state, step, best_x, best_value, stalled = carry
         value, grad = value_and_grad(x, state=state)
-        updates, state = optimiser.update(
-            grad, state, x, value=value, grad=grad, value_fn=energy
-        )
+        # optax mixes Python floats and int32 counters (strict promotion).
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = optimiser.update(
+                grad, state, x, value=value, grad=grad, value_fn=energy
+            )
         improved = value < best_value * (1 - rtol)
         better = value < best_value
         best_x = jax.tree.map(lambda a, b: jnp.where(better, a, b), x, best_x)
@@ -307,7 +314,7 @@ def run(model, num_pairs=None, schedule=STANDARD):
         return
     rows, cols = models.pairs()
     picks = np.concatenate([chunks[k] for k in todo])
-    first = schedule.explore[0][0] + 1
+    first = schedule.explore[0].segments + 1
     starts = starting_curves(metric, train, query, rows[picks], cols[picks], first)
     solver = compiled_solver(metric64, schedule)
     for k in todo:
@@ -355,39 +362,42 @@ def load(model):
 
 
 def validate(model, num_pairs):
-    """Standard against doubled resolution on a seeded sample of pairs."""
+    """The reference at doubled resolution and iterations (`Schedule.doubled`)
+    on the first `num_pairs` of `pair_order()`, against the stored standard
+    run (run `reference.py <model> --pairs N` first). The doubled lengths go to
+    `<model>-validate.npz` next to the chunks; prints the relative changes."""
+    stored = load(model)
+    picks = pair_sample(num_pairs)
+    if stored is None or not np.all(np.isin(picks, stored["pairs"])):
+        raise SystemExit(f"run `reference.py {model} --pairs {num_pairs}` first")
+    standard = stored["length"][np.searchsorted(stored["pairs"], picks)]
     metric, train, query = models.load(model)
-    metric64 = to_float64(metric)
-    picks = np.random.default_rng(7).choice(4950, num_pairs, replace=False)
-    picks = np.sort(picks)
     rows, cols = models.pairs()
-    first = STANDARD.explore[0][0] + 1
-    starts = jnp.asarray(
-        starting_curves(metric, train, query, rows[picks], cols[picks], first)
+    first = STANDARD.explore[0].segments + 1
+    starts = starting_curves(metric, train, query, rows[picks], cols[picks], first)
+    solver = compiled_solver(to_float64(metric), STANDARD.doubled())
+    start = time.perf_counter()
+    length, _, _, steps = jax.block_until_ready(solver(jnp.asarray(starts)))
+    seconds = (time.perf_counter() - start) / num_pairs
+    doubled = np.asarray(length)
+    save_chunk(
+        OUTPUT / f"{model}-validate.npz",
+        pairs=picks,
+        standard=standard,
+        doubled=doubled,
+        steps=np.asarray(steps),
     )
-    results = {}
-    for name, schedule in (("standard", STANDARD), ("doubled", STANDARD.doubled())):
-        solver = compiled_solver(metric64, schedule)
-        jax.block_until_ready(solver(starts[:1]))
-        start = time.perf_counter()
-        length, start_lengths, _, steps = jax.block_until_ready(solver(starts))
-        seconds = (time.perf_counter() - start) / num_pairs
-        results[name] = np.asarray(length)
-        print(
-            f"{model} {name}: {seconds:.2f} s/pair; iterations per level (median) "
-            f"{np.median(np.asarray(steps), axis=0).tolist()}",
-            flush=True,
-        )
-    change = np.abs(results["doubled"] / results["standard"] - 1)
-    shorter = results["doubled"] < results["standard"]
+    change = doubled / standard - 1
+    size = np.abs(change)
     print(
-        f"{model}: relative change standard -> doubled over {num_pairs} pairs: "
-        f"median {100 * np.median(change):.4f}%, p90 "
-        f"{100 * np.quantile(change, 0.9):.4f}%, max {100 * change.max():.4f}%; "
-        f"doubled shorter on {shorter.sum()} pairs",
+        f"{model}: doubled resolution and iterations ({seconds:.1f} s/pair with "
+        f"compilation), relative change of the length over {num_pairs} pairs: "
+        f"median {100 * np.median(size):.4f}%, p90 {100 * np.quantile(size, 0.9):.4f}%"
+        f", max {100 * size.max():.4f}%; shorter on {np.sum(change < 0)} pairs "
+        f"(median {100 * np.median(change):.4f}%); iterations per level (median) "
+        f"{np.median(np.asarray(steps), axis=0).tolist()}",
         flush=True,
     )
-    return results
 
 
 if __name__ == "__main__":
