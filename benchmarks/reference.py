@@ -339,8 +339,9 @@ def run(model, num_pairs=None, schedule=STANDARD):
         remaining = (total - done_pairs) * seconds / len(chunks[k])
         print(
             f"{time.strftime('%F %T')} chunk {k + 1}/{len(chunks)}: "
-            f"{seconds / len(chunks[k]):.2f} s/pair (the first includes "
-            f"compilation), {done_pairs}/{total} pairs, ETA "
+            f"{seconds / len(chunks[k]):.2f} s/pair"
+            f"{' (with compilation)' if k == todo[0] else ''}, "
+            f"{done_pairs}/{total} pairs, ETA "
             f"{remaining / 3600:.1f} h, load {os.getloadavg()[0]:.1f}",
             file=log,
             flush=True,
