@@ -44,6 +44,7 @@ import optax
 from jaxtyping import Array
 
 import latentgeo as lg
+from latentgeo._atomic import atomic_write
 
 METHODS = ("ensemble", "rbf")
 OUTCOMES = ("successful", "max_steps_reached", "stagnated", "nonfinite", "other")
@@ -199,16 +200,31 @@ def _nearest_neighbour_accuracy(train_codes, train_labels, test_codes, test_labe
     return np.asarray(classifier.score(np.asarray(test_codes), test_labels))
 
 
-def _train(config: Config, data: Data, num_members: int, key, progress: bool):
+def train_model(
+    config: Config, data: Data, num_members: int, key, progress: bool
+) -> lg.training.TrainedVAE:
+    """One VAE with `num_members` decoders (the ensemble, or K = 1 for the
+    baseline), trained with the experiment's recipe.
+
+    **Arguments:**
+
+    - `config`: the experiment's settings.
+    - `data`: from `load_data`.
+    - `num_members`: $K$.
+    - `key`: PRNG key of the initialisation and the training.
+    - `progress`: show the progress bar.
+
+    **Returns:** the `TrainedVAE`.
+    """
     init_key, train_key = jax.random.split(key)
-    encoder, ensemble = lg.init_vae(
+    encoder, ensemble = lg.training.init_vae(
         data.train.shape[1:],
         config.latent_dim,
         num_members,
         hidden_sizes=config.hidden_sizes,
         key=init_key,
     )
-    return lg.train_ensemble_vae(
+    return lg.training.train_ensemble_vae(
         encoder,
         ensemble,
         data.train,
@@ -221,6 +237,71 @@ def _train(config: Config, data: Data, num_members: int, key, progress: bool):
         patience=config.patience,
         progress=progress,
     )
+
+
+def fit_metric(
+    method: str, config: Config, data: Data, vae: lg.training.TrainedVAE, key
+) -> lg.AbstractMetric:
+    """The metric of `method` on the trained model, in pixel space.
+
+    **Arguments:**
+
+    - `method`: `"ensemble"` (the expected metric of the decoders) or `"rbf"`
+      (the RBF-variance metric fitted to the single decoder's training codes).
+    - `config`: the experiment's settings.
+    - `data`: from `load_data`.
+    - `vae`: the trained model of that method.
+    - `key`: PRNG key of the RBF fit (its k-means).
+
+    **Returns:** the metric.
+    """
+    pixels = lg.EnsembleDecoder.from_apply(
+        _pixels, vae.ensemble.params, latent_dim=config.latent_dim
+    )
+    if method == "ensemble":
+        return lg.ExpectedMetric(pixels)
+    return lg.RBFVarianceMetric.fit(
+        pixels.member(0),
+        lg.training.encode(vae.encoder, data.train),
+        data.train.reshape(len(data.train), -1),
+        num_centers=config.num_centers,
+        key=key,
+        optimiser=_adam(0.05),  # fit's default, one instance
+    )
+
+
+def measure_geodesics(
+    config: Config, metric: lg.AbstractMetric, z0: Array, z1: Array
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The geodesics `z0[p] -> z1[p]` under `metric`: one call, the step of a seed
+    that another solver or driver replaces.
+
+    **Arguments:**
+
+    - `config`: the experiment's settings (solver, segments, points, steps).
+    - `metric`: the method's metric.
+    - `z0`, `z1`: `(P, d)` end points.
+
+    **Returns:** `(lengths, steps, outcomes)`, each `(P,)`; outcomes index
+    `OUTCOMES`.
+    """
+    lengths, steps, outcomes = _geodesics(
+        metric,
+        z0,
+        z1,
+        _solver(config.solver),
+        config.num_segments,
+        config.num_points,
+        config.max_steps,
+    )
+    return np.asarray(lengths, np.float64), np.asarray(steps), np.asarray(outcomes)
+
+
+def _timed(function, *args):
+    """`function(*args)` once its arrays are ready, and the seconds it took."""
+    start = time.perf_counter()
+    result = jax.block_until_ready(function(*args))
+    return result, time.perf_counter() - start
 
 
 def run_seed(
@@ -240,46 +321,38 @@ def run_seed(
     `m_steps`, `m_outcome` (indices into `OUTCOMES`) and `m_euclidean` (the
     latent straight-line distance), each `(P,)`; and scalars `m_epochs`,
     `m_best_epoch`, `m_validation_loss`, `m_nn_accuracy` (1-nearest-neighbour
-    label accuracy of the test codes against the training codes), `m_seconds`;
-    and `m_code_variances`, `(d,)` eigenvalues of the covariance of the training
-    codes, ascending (a VAE may leave latent directions unused).
+    label accuracy of the test codes against the training codes), `m_seconds`
+    (in all) with its parts `m_train_seconds`, `m_fit_seconds` (the metric and
+    the codes) and `m_geodesic_seconds`; and `m_code_variances`, `(d,)`
+    eigenvalues of the covariance of the training codes, ascending (a VAE may
+    leave latent directions unused).
     """
     keys = jax.random.split(jax.random.key(seed), 3)
-    solver = _solver(config.solver)
     table = {}
     for method, num_members, key in zip(METHODS, (config.num_members, 1), keys[:2]):
-        start = time.perf_counter()
-        vae = _train(config, data, num_members, key, progress)
-        pixels = lg.EnsembleDecoder.from_apply(
-            _pixels, vae.ensemble.params, latent_dim=config.latent_dim
+        vae, train_seconds = _timed(
+            train_model, config, data, num_members, key, progress
         )
-        train_codes = lg.encode(vae.encoder, data.train)
-        if method == "ensemble":
-            metric = lg.ExpectedMetric(pixels)
-        else:
-            metric = lg.RBFVarianceMetric.fit(
-                pixels.member(0),
-                train_codes,
-                data.train.reshape(len(data.train), -1),
-                num_centers=config.num_centers,
-                key=keys[2],
-                optimiser=_adam(0.05),  # fit's default, one instance
+        metric, fit_seconds = _timed(fit_metric, method, config, data, vae, keys[2])
+        (train_codes, test_codes), encode_seconds = _timed(
+            lambda: (
+                lg.training.encode(vae.encoder, data.train),
+                lg.training.encode(vae.encoder, data.test),
             )
-        test_codes = lg.encode(vae.encoder, data.test)
-        z0, z1 = test_codes[pairs[:, 0]], test_codes[pairs[:, 1]]
-        lengths, steps, outcomes = _geodesics(
-            metric,
-            z0,
-            z1,
-            solver,
-            config.num_segments,
-            config.num_points,
-            config.max_steps,
         )
+        z0, z1 = test_codes[pairs[:, 0]], test_codes[pairs[:, 1]]
+        (lengths, steps, outcomes), geodesic_seconds = _timed(
+            measure_geodesics, config, metric, z0, z1
+        )
+        seconds = {
+            "train": train_seconds,
+            "fit": fit_seconds + encode_seconds,
+            "geodesic": geodesic_seconds,
+        }
         table |= {
-            f"{method}_distance": np.asarray(lengths, np.float64),
-            f"{method}_steps": np.asarray(steps),
-            f"{method}_outcome": np.asarray(outcomes),
+            f"{method}_distance": lengths,
+            f"{method}_steps": steps,
+            f"{method}_outcome": outcomes,
             f"{method}_euclidean": np.linalg.norm(np.asarray(z1 - z0), axis=1),
             f"{method}_epochs": np.asarray(vae.num_epochs),
             f"{method}_best_epoch": np.asarray(vae.best_epoch),
@@ -292,7 +365,11 @@ def run_seed(
             f"{method}_nn_accuracy": _nearest_neighbour_accuracy(
                 train_codes, data.train_labels, test_codes, data.test_labels
             ),
-            f"{method}_seconds": np.asarray(time.perf_counter() - start),
+            f"{method}_seconds": np.asarray(sum(seconds.values())),
+        }
+        table |= {
+            f"{method}_{part}_seconds": np.asarray(value)
+            for part, value in seconds.items()
         }
     return table
 
@@ -328,7 +405,9 @@ def load_tables(output: str | os.PathLike, num_seeds: int) -> dict[str, np.ndarr
     for seed in range(num_seeds):
         with np.load(_seed_path(Path(output), seed)) as file:
             tables.append(dict(file))
-    return {key: np.stack([table[key] for table in tables]) for key in tables[0]}
+    # Tables of older versions may lack newer entries (the seconds per part).
+    keys = set.intersection(*(set(table) for table in tables))
+    return {key: np.stack([table[key] for table in tables]) for key in sorted(keys)}
 
 
 def _t_test(cv: dict[str, np.ndarray], keep: np.ndarray) -> dict:
@@ -404,12 +483,22 @@ def analyse(output: str | os.PathLike, num_seeds: int) -> dict:
             "active_latent_dims_per_seed": _active_dims(tables[f"{m}_code_variances"]),
             "training": {
                 key: [float(np.mean(v)), float(np.std(v))]
-                for key in ("epochs", "validation_loss", "nn_accuracy", "seconds")
+                for key in (
+                    "epochs",
+                    "validation_loss",
+                    "nn_accuracy",
+                    "seconds",
+                    "train_seconds",
+                    "fit_seconds",
+                    "geodesic_seconds",
+                )
+                if f"{m}_{key}" in tables
                 for v in [tables[f"{m}_{key}"]]
             },
         }
-    np.savez(output / "cv.npz", **cv)
-    (output / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write(output / "cv.npz", lambda file: np.savez(file, **cv))
+    text = json.dumps(summary, indent=1).encode()
+    atomic_write(output / "summary.json", lambda file: file.write(text))
     _histogram(cv, finite, summary, output / "cv_histogram.png")
     return summary
 
@@ -476,16 +565,14 @@ def run(
                 "pass another `--output`."
             )
     else:
-        setup_path.write_text(json.dumps(setup))
+        atomic_write(setup_path, lambda file: file.write(json.dumps(setup).encode()))
     for seed in range(config.num_seeds):
         path = _seed_path(output, seed)
         if path.exists():
             log(f"seed {seed}: done before, {path} kept")
             continue
         table = run_seed(config, data, pairs, seed, progress)
-        temporary = path.with_name(f"{path.stem}.partial.npz")
-        np.savez(temporary, **table)
-        os.replace(temporary, path)
+        atomic_write(path, lambda file: np.savez(file, **table))
         log(
             f"seed {seed}: "
             + ", ".join(

@@ -52,7 +52,18 @@ def _public_names(module: types.ModuleType) -> list[str]:
 def test_every_public_name_is_documented():
     names = _public_names(latentgeo)
     assert {"latentgeo.geodesic", "latentgeo.plot.latents"} <= set(names)
-    missing = sorted(set(names) - _documented())
+    documented = _documented()
+    # A function, class or module re-exported under a second name (the top-level
+    # `latentgeo.encode` of `latentgeo.training.encode`) is documented once.
+    documented_objects = [_resolve(name) for name in documented]
+    missing = sorted(
+        name
+        for name in set(names) - documented
+        if not (
+            _is_definition(value := _resolve(name))
+            and any(value is other for other in documented_objects)
+        )
+    )
     assert not missing, f"Add `::: name` entries to a docs/api/*.md page: {missing}"
 
 
@@ -68,6 +79,12 @@ def _resolve(dotted: str) -> object:
             value = getattr(value, attribute)
         return value
     raise ModuleNotFoundError(dotted)
+
+
+def _is_definition(value: object) -> bool:
+    return (
+        inspect.isfunction(value) or inspect.isclass(value) or inspect.ismodule(value)
+    )
 
 
 def test_every_documented_name_exists():

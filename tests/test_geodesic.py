@@ -53,22 +53,21 @@ def test_tensor_only_metric_uses_quadrature_and_finds_the_great_circle():
 def test_length_is_the_fine_metric_length_of_the_curve(getkey):
     metric = lg.ExpectedMetric(lg.EnsembleDecoder.init(small_mlp, 3, key=getkey()))
     z0, z1 = jnp.array([-1.0, 0.5]), jnp.array([1.0, -0.5])
-    for energy in ("expected", "decorrelated"):
+    for energy in (lg.ExpectedEnergy(), lg.DecorrelatedEnergy()):
         result = lg.geodesic(metric, z0, z1, energy=energy, num_points=16)
         fine = result.curve(jnp.linspace(0, 1, lg.LENGTH_POINTS))
         np.testing.assert_allclose(result.length, metric.curve_length(fine), rtol=1e-5)
         # The minimiser is no longer than the straight line in the metric.
         straight = z0[None] + jnp.linspace(0, 1, 1025)[:, None] * (z1 - z0)[None]
-        if energy == "expected":
+        if isinstance(energy, lg.ExpectedEnergy):
             assert float(result.length) <= float(metric.curve_length(straight)) + 1e-5
 
 
 def test_monte_carlo_decorrelated_energy_improves_the_exact_objective(getkey):
     metric = lg.ExpectedMetric(lg.EnsembleDecoder.init(small_mlp, 3, key=getkey()))
     z0, z1 = jnp.array([-1.0, 0.5]), jnp.array([1.0, -0.5])
-    result = lg.geodesic(
-        metric, z0, z1, energy="decorrelated", key=getkey(), max_steps=500, throw=False
-    )
+    energy = lg.DecorrelatedEnergy(key=getkey())
+    result = lg.geodesic(metric, z0, z1, energy=energy, max_steps=500, throw=False)
     times = jnp.linspace(0, 1, 64)
     straight = lg.CubicSpline.straight(z0, z1)(times)
     # The noisy objective's minimiser lowers the exact (expected) objective.
@@ -142,9 +141,29 @@ def test_bad_input():
     with pytest.raises((ValueError, TypeError), match="kinetic"):
         lg.geodesic(SPHERE, z, jnp.ones(2), energy="kinetic")
     with pytest.raises(ValueError, match="needs an ExpectedMetric"):
-        lg.geodesic(SPHERE, z, jnp.ones(2), energy="decorrelated")
+        lg.geodesic(SPHERE, z, jnp.ones(2), energy=lg.DecorrelatedEnergy())
     with pytest.raises(ValueError, match="sum-of-squares"):
         lg.geodesic(ConformalSphere(), z, jnp.ones(2), solver=lg.LevenbergMarquardt())
     wrong_start = lg.CubicSpline.straight(jnp.ones(2), jnp.zeros(2))
     with pytest.raises(Exception, match="`init` does not start"):
         lg.geodesic(SPHERE, z, jnp.ones(2), init=wrong_start)
+
+
+def test_string_energies_of_version_0_1_warn_and_match_the_strategies(getkey):
+    metric = lg.ExpectedMetric(lg.EnsembleDecoder.init(small_mlp, 3, key=getkey()))
+    z0, z1 = jnp.array([-1.0, 0.5]), jnp.array([1.0, -0.5])
+    key = getkey()
+    spellings = [
+        ("expected", None, lg.ExpectedEnergy()),
+        ("decorrelated", None, lg.DecorrelatedEnergy()),
+        ("decorrelated", key, lg.DecorrelatedEnergy(key=key)),
+    ]
+    for name, old_key, energy in spellings:
+        with pytest.warns(DeprecationWarning, match="lg.*Energy"):
+            old = lg.geodesic(
+                metric, z0, z1, energy=name, key=old_key, max_steps=50, throw=False
+            )
+        new = lg.geodesic(metric, z0, z1, energy=energy, max_steps=50, throw=False)
+        np.testing.assert_array_equal(old.length, new.length)
+    with pytest.raises(ValueError, match="DecorrelatedEnergy\\(key=key\\)"):
+        lg.geodesic(metric, z0, z1, energy=lg.DecorrelatedEnergy(), key=key)

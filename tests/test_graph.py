@@ -82,88 +82,24 @@ def test_bad_arguments():
     # jaxtyping catches the mismatched `d` first when it checks the call.
     with pytest.raises((TypeError, ValueError), match="extra_points"):
         lg.graph_paths(metric, _points(4), extra_points=np.zeros((3, 3)))
-    with pytest.raises(ValueError, match="init='graph'"):
-        lg.pairwise_distances(metric, _points(4), refine=False, progress=False)
-    with pytest.raises((TypeError, ValueError), match="init"):
-        lg.pairwise_distances(metric, _points(4), init="curvy", progress=False)
 
 
-class Obstacles(lg.AbstractTensorMetric):
-    """A conformal metric with a tall bump at the origin and a mild hill below
-    it: between `(-1.5, -0.1)` and `(1.5, -0.1)` there are two local geodesics,
-    over the bump (shorter) and under it (longer, but the one a straight start
-    slides into)."""
-
-    latent_dim: int = 2
-
-    def tensor(self, z):
-        bump = 40.0 * jnp.exp(-jnp.sum(z**2) / (2 * 0.3**2))
-        hill = 2.0 * jnp.exp(-jnp.sum((z - jnp.array([0.0, -0.9])) ** 2) / (2 * 0.5**2))
-        return (1.0 + bump + hill) * jnp.eye(2, dtype=z.dtype)
-
-
-def test_graph_start_finds_the_shorter_geodesic():
-    metric = Obstacles()
-    points = np.array([[-1.5, -0.1], [1.5, -0.1]], np.float32)
-    grid = np.linspace(-2.0, 2.0, 9, dtype=np.float32)
-    extra = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
-    options = dict(num_segments=8, max_steps=300, progress=False)
-    straight = lg.pairwise_geodesics(metric, points, **options)
-    graph = lg.pairwise_geodesics(
-        metric, points, init="graph", graph_points=extra, graph_neighbours=6, **options
+def test_graph_estimate_is_the_graph_distance_with_fitted_paths():
+    metric, matrix = _linear_metric()
+    points = _points(8, seed=4)
+    start = lg.GraphStart(neighbours=7)  # complete: each straight segment is an edge
+    estimate = lg.pairwise_graph_estimate(
+        metric, points, start, num_segments=6, progress=False
     )
-    times = jnp.linspace(0.0, 1.0, 101)
-    below = straight.curve_of(0, 1)(times)[:, 1].mean()
-    above = graph.curve_of(0, 1)(times)[:, 1].mean()
-    assert below < 0 < above
-    assert graph.distances[0, 1] < 0.97 * straight.distances[0, 1]
-    estimate = lg.pairwise_geodesics(
-        metric,
-        points,
-        init="graph",
-        graph_points=extra,
-        graph_neighbours=6,
-        refine=False,
-        **options,
+    diff = points[:, None] - points[None]
+    exact = np.linalg.norm(diff @ np.asarray(matrix).T, axis=-1)
+    np.testing.assert_allclose(estimate.distances, exact, rtol=1e-5, atol=1e-6)
+    assert bool(estimate.converged.all()) and not np.any(estimate.num_steps)
+    # The curves are the fitted straight paths: their metric lengths are exact too.
+    times = jnp.linspace(0.0, 1.0, 65)
+    lengths = jax.vmap(lambda c: metric.curve_length(c(times)))(estimate.curves)
+    np.testing.assert_allclose(lengths, estimate.lengths, rtol=1e-4)
+    asked = lg.pairwise_graph_estimate(
+        metric, points, start, pairs=np.array([[5, 1]]), progress=False
     )
-    best = lg.pairwise_geodesics(
-        metric,
-        points,
-        init="best",
-        graph_points=extra,
-        graph_neighbours=6,
-        **options,
-    )
-    np.testing.assert_allclose(best.distances, graph.distances, rtol=1e-6)
-    assert best.num_steps[0] == straight.num_steps[0] + graph.num_steps[0]
-    # Refining shortens the graph path, which is already on the right side.
-    assert graph.distances[0, 1] <= estimate.distances[0, 1] * (1 + 1e-3)
-    assert estimate.curve_of(0, 1)(times)[:, 1].mean() > 0
-
-
-def test_graph_init_pairwise_properties(tmp_path):
-    ensemble = lg.EnsembleDecoder.init(
-        lambda k: eqx.nn.MLP(2, 4, 8, 1, activation=jnp.tanh, key=k),
-        3,
-        key=jax.random.key(0),
-    )
-    metric = lg.ExpectedMetric(ensemble)
-    points = _points(7, seed=3)
-    options = dict(init="graph", graph_neighbours=3, progress=False, num_points=16)
-    small = lg.pairwise_geodesics(metric, points, batch_size=4, **options)
-    large = lg.pairwise_geodesics(metric, points, batch_size=32, **options)
-    np.testing.assert_allclose(small.distances, large.distances, rtol=1e-5)
-    assert np.allclose(small.distances, small.distances.T)
-    assert np.all(np.diag(small.distances) == 0)
-    path = tmp_path / "graph.npz"
-    first = lg.pairwise_geodesics(
-        metric, points, batch_size=4, checkpoint=path, **options
-    )
-    again = lg.pairwise_geodesics(
-        metric, points, batch_size=4, checkpoint=path, **options
-    )
-    np.testing.assert_array_equal(first.distances, again.distances)
-    with pytest.raises(ValueError, match="other points or options"):
-        lg.pairwise_geodesics(
-            metric, points, batch_size=4, checkpoint=path, **{**options, "init": None}
-        )
+    np.testing.assert_allclose(asked.lengths, [exact[5, 1]], rtol=1e-5)

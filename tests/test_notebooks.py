@@ -17,7 +17,11 @@ NOTEBOOKS = sorted((ROOT / "examples").glob("*.ipynb"))
 
 
 def test_notebooks_are_committed_without_outputs():
-    assert [path.name for path in NOTEBOOKS] == ["circle.ipynb", "digits.ipynb"]
+    assert [path.name for path in NOTEBOOKS] == [
+        "circle.ipynb",
+        "digits.ipynb",
+        "geometry.ipynb",
+    ]
     for path in NOTEBOOKS:
         for cell in json.loads(path.read_text())["cells"]:
             if cell["cell_type"] == "code":

@@ -1,11 +1,15 @@
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import latentgeo as lg
-from helpers import InverseStereographic, sphere_pair
+from helpers import InverseStereographic, Linear, sphere_pair
 
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
+LINEAR = lg.PullbackMetric(Linear(jnp.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]])))
 
 
 def chart_points(num_points: int) -> np.ndarray:
@@ -52,14 +56,15 @@ def test_curves_connect_their_pairs_in_both_directions():
         result.curve_of(1, 1)
 
 
-def test_resume_reuses_finished_chunks(tmp_path):
+def test_resume_with_another_batch_size_keeps_finished_pairs(tmp_path):
     points = chart_points(4)
     path = tmp_path / "run.npz"
     full = lg.pairwise_distances(
         SPHERE, points, batch_size=2, checkpoint=path, progress=False
     )
-    # Pretend the run was interrupted after the first chunk, whose stored lengths
-    # we mark: a resumed run must keep them and recompute only the rest.
+    # Pretend the run was interrupted after its first chunk, whose stored lengths
+    # we mark: a resumed run, in chunks of another size, must keep them and
+    # compute only the rest.
     with np.load(path) as stored:
         state = dict(stored)
     state["done"][2:] = False
@@ -68,7 +73,7 @@ def test_resume_reuses_finished_chunks(tmp_path):
     np.savez(path, **state)
     resumed = np.asarray(
         lg.pairwise_distances(
-            SPHERE, points, batch_size=2, checkpoint=path, progress=False
+            SPHERE, points, batch_size=3, checkpoint=path, progress=False
         )
     )
     assert resumed[0, 1] == 7.0 and resumed[0, 2] == 8.0
@@ -76,16 +81,88 @@ def test_resume_reuses_finished_chunks(tmp_path):
     np.testing.assert_allclose(
         resumed[rows[2:], cols[2:]], np.asarray(full)[rows[2:], cols[2:]], rtol=1e-5
     )
+    np.testing.assert_allclose(
+        resumed[rows[2:], cols[2:]], great_circle(points)[rows[2:], cols[2:]], rtol=1e-3
+    )
 
 
-def test_checkpoint_of_other_points_or_unreadable_is_refused(tmp_path):
+def _straight_curves(points, num_segments=4):
+    rows, cols = np.triu_indices(len(points), 1)
+    return jax.vmap(lambda a, b: lg.CubicSpline.straight(a, b, num_segments))(
+        jnp.asarray(points[rows]), jnp.asarray(points[cols])
+    )
+
+
+def test_checkpoint_of_another_run_is_refused_naming_what_changed(tmp_path):
+    points = chart_points(3)
     path = tmp_path / "run.npz"
-    lg.pairwise_distances(SPHERE, chart_points(3), checkpoint=path, progress=False)
-    with pytest.raises(ValueError, match="other points or options"):
-        lg.pairwise_distances(SPHERE, chart_points(4), checkpoint=path, progress=False)
+    curves = _straight_curves(points)
+    options = dict(checkpoint=path, progress=False, init=curves, max_steps=200)
+    lg.pairwise_distances(LINEAR, points, **options)
+    retrained = eqx.tree_at(
+        lambda m: m.decoder.matrix, LINEAR, LINEAR.decoder.matrix * 1.01
+    )
+    bent = eqx.tree_at(lambda c: c.params, curves, curves.params + 0.01)
+    runs = [
+        ("metric", retrained, dict()),
+        ("solver", LINEAR, dict(solver=lg.OptaxSolver(optax.adam(1e-3)))),
+        ("starts", LINEAR, dict(init=bent)),
+        ("options", LINEAR, dict(max_steps=300)),
+    ]
+    for changed, metric, change in runs:
+        with pytest.raises(ValueError, match=rf"\(changed: {changed}\)"):
+            lg.pairwise_distances(metric, points, **{**options, **change})
+    with pytest.raises(ValueError, match=r"\(changed: points, pairs, starts\)"):
+        lg.pairwise_distances(
+            LINEAR,
+            chart_points(4),
+            **{**options, "init": _straight_curves(chart_points(4))},
+        )
+    # The unchanged run is accepted, and its stored distances are right.
+    again = lg.pairwise_distances(LINEAR, points, **options)
+    matrix = np.asarray(LINEAR.decoder.matrix)
+    diff = points[:, None] - points[None]
+    exact = np.linalg.norm(diff @ matrix.T, axis=-1)
+    np.testing.assert_allclose(again, exact, rtol=1e-4, atol=1e-6)
+
+
+def test_unreadable_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "run.npz"
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="Cannot read the checkpoint"):
         lg.pairwise_distances(SPHERE, chart_points(3), checkpoint=path, progress=False)
+    np.savez(path, fingerprint="an older store")
+    with pytest.raises(ValueError, match="older latentgeo"):
+        lg.pairwise_distances(SPHERE, chart_points(3), checkpoint=path, progress=False)
+
+
+def test_pairs_solves_only_the_pairs_asked(tmp_path):
+    points = chart_points(5)
+    asked = np.array([[3, 0], [1, 2], [0, 3]])
+    path = tmp_path / "asked.npz"
+    options = dict(pairs=asked, progress=False, batch_size=2, checkpoint=path)
+    result = lg.pairwise_geodesics(SPHERE, points, **options)
+    truth = great_circle(points)
+    np.testing.assert_array_equal(result.pairs, asked)
+    np.testing.assert_allclose(
+        result.lengths, truth[asked[:, 0], asked[:, 1]], rtol=1e-3
+    )
+    assert bool(result.pair_converged.all())
+    distances, converged = np.asarray(result.distances), np.asarray(result.converged)
+    np.testing.assert_allclose(
+        distances[[3, 0, 1, 2], [0, 3, 2, 1]],
+        truth[[3, 0, 1, 2], [0, 3, 2, 1]],
+        rtol=1e-3,
+    )
+    assert np.isnan(distances[0, 1]) and not converged[0, 1]
+    assert np.all(np.diag(distances) == 0) and np.all(np.diag(converged))
+    t = jnp.array([0.0, 1.0])
+    np.testing.assert_allclose(result.curve_of(3, 0)(t), points[[3, 0]], atol=1e-6)
+    np.testing.assert_allclose(result.curve_of(2, 1)(t), points[[2, 1]], atol=1e-5)
+    with pytest.raises(ValueError, match=r"pair \(0, 1\) was not solved"):
+        result.curve_of(0, 1)
+    with pytest.raises(ValueError, match=r"\(changed: pairs\)"):
+        lg.pairwise_geodesics(SPHERE, points, **{**options, "pairs": asked[:2]})
 
 
 def test_non_converged_pairs_are_reported_not_fatal():
@@ -108,3 +185,14 @@ def test_bad_input():
         )
     with pytest.raises(ValueError, match="batch_size"):
         lg.pairwise_distances(SPHERE, np.zeros((2, 2)), batch_size=0, progress=False)
+    points = chart_points(3)
+    # jaxtyping checks the annotation `Int[ArrayLike, "M 2"]` first in the tests.
+    for pairs in (np.array([0, 1]), np.array([[0.0, 1.0]])):
+        with pytest.raises((TypeError, ValueError), match="pairs"):
+            lg.pairwise_distances(SPHERE, points, pairs=pairs, progress=False)
+    for pairs, message in [
+        (np.array([[0, 3]]), r"rows \[0\] index outside the 3 points"),
+        (np.array([[0, 1], [2, 2]]), r"rows \[1\] join a point to itself"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            lg.pairwise_distances(SPHERE, points, pairs=pairs, progress=False)

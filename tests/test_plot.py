@@ -369,3 +369,72 @@ def test_cv_histogram_rejects_bad_input(bad):
 def test_plot_draws_on_given_axes():
     _, ax = plt.subplots()
     assert lg.plot.cv_histogram(np.ones(3), np.ones(3), ax=ax) is ax
+
+
+PATTERN = np.arange(24, dtype=np.float32).reshape(4, 6) / 24
+PATTERN2 = np.cos(np.arange(24, dtype=np.float32)).reshape(4, 6)
+
+
+def _shifted(params, z):
+    """Member k outputs PATTERN (z_1 + offset_k) + PATTERN2 z_2, shape (4, 6)."""
+    return PATTERN * (z[0] + params["offset"]) + PATTERN2 * z[1]
+
+
+def _image_ensemble(apply=_shifted):
+    params = {"offset": np.array([-0.5, 0.5], np.float32)}
+    return lg.EnsembleDecoder.from_apply(apply, params, latent_dim=2)
+
+
+def test_image_strips_show_the_mean_along_the_curve_and_the_line():
+    ensemble = _image_ensemble()
+    params = np.zeros((5, 2), np.float32)
+    params[2] = [0.3, -0.8]
+    curve = lg.CubicSpline(
+        jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.5]), jnp.asarray(params)
+    )
+    ax = lg.plot.image_strips(ensemble, curve, num_images=5, spread=True)
+    assert len(ax.images) == 4 * 5  # curve, its spread, line, its spread
+    times = np.linspace(0, 1, 5)
+    on_curve = np.asarray(curve(jnp.asarray(times)))
+    on_line = np.array([-1.0, 0.0]) + times[:, None] * np.array([2.0, 0.5])
+    tiles = [np.asarray(image.get_array()) for image in ax.images]
+    for i in range(5):
+        # The members' mean drops the offsets; their spread is 0.5 |PATTERN|.
+        expected = PATTERN * on_curve[i, 0] + PATTERN2 * on_curve[i, 1]
+        np.testing.assert_allclose(tiles[i], expected, atol=1e-5)
+        np.testing.assert_allclose(tiles[5 + i], 0.5 * PATTERN, atol=1e-5)
+        expected = PATTERN * on_line[i, 0] + PATTERN2 * on_line[i, 1]
+        np.testing.assert_allclose(tiles[10 + i], expected, atol=1e-5)
+    labels = [tick.get_text() for tick in ax.get_yticklabels()]
+    assert labels == [
+        "geodesic",
+        "geodesic: spread",
+        "straight line",
+        "straight line: spread",
+    ]
+    # Mean rows share one grey scale covering all their values.
+    low, high = ax.images[0].get_clim()
+    assert low <= min(t.min() for t in tiles[:5] + tiles[10:])
+    assert high >= max(t.max() for t in tiles[:5] + tiles[10:])
+
+
+def test_image_strips_reshape_flat_and_channels_first_outputs():
+    flat = _image_ensemble(lambda params, z: jnp.ravel(_shifted(params, z)))
+    points = jnp.array([[0.0, 0.0], [0.5, 0.5], [1.0, 0.0]])
+    ax = lg.plot.image_strips(flat, points, reshape=(4, 6), straight=False)
+    assert len(ax.images) == 3
+    expected = PATTERN * 0.5 + PATTERN2 * 0.5
+    np.testing.assert_allclose(ax.images[1].get_array(), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="reshape"):
+        lg.plot.image_strips(flat, points)
+    with pytest.raises(ValueError, match="has 20 entries"):
+        lg.plot.image_strips(flat, points, reshape=(4, 5))
+
+    def rgb(params, z):  # channels first, in [0, 1]
+        return jnp.stack([jnp.full((4, 5), c) for c in (0.2, 0.5, z[0])])
+
+    coloured = _image_ensemble(rgb)
+    ax = lg.plot.image_strips(
+        coloured, points, reshape=lambda x: x.transpose(1, 2, 0), straight=False
+    )
+    np.testing.assert_allclose(ax.images[2].get_array()[0, 0], [0.2, 0.5, 1.0])

@@ -92,6 +92,19 @@ def test_geodesic_between_clusters_follows_the_data(arc_metric):
     assert float(result.length) < 0.2 * float(metric.curve_length(line))
 
 
+def test_default_solver_leaves_the_chord_for_the_data(arc_metric):
+    # From the straight line the RBF energy has a poor local minimum through the
+    # empty disc (length ~110); the default solver's continued Gauss–Newton
+    # attempt leaves it for the curve along the data.
+    metric, latents = arc_metric
+    z0, z1 = jnp.array([1.0, 0.0]), jnp.array([-1.0, 0.0])
+    result = lg.geodesic(metric, z0, z1)
+    times = jnp.linspace(0.0, 1.0, lg.LENGTH_POINTS)
+    line = z0[None] + times[:, None] * (z1 - z0)[None]
+    assert max_distance_to_data(np.asarray(result.curve(times)), latents) < 0.5
+    assert float(result.length) < 0.1 * float(metric.curve_length(line))
+
+
 def test_pairwise_distances(arc_metric):
     metric, latents = arc_metric
     points = jnp.asarray(latents[[0, 50, 150]])

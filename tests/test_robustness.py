@@ -59,6 +59,12 @@ def test_one_table_per_seed(run_dir):
                 assert int(table[f"{method}_epochs"]) <= TINY.max_epochs
                 variances = table[f"{method}_code_variances"]
                 assert variances.shape == (2,) and np.all(np.diff(variances) >= 0)
+                parts = [
+                    float(table[f"{method}_{part}_seconds"])
+                    for part in ("train", "fit", "geodesic")
+                ]
+                assert min(parts) > 0
+                assert float(table[f"{method}_seconds"]) == pytest.approx(sum(parts))
     # Different seeds train different models.
     tables = robustness.load_tables(output, 2)
     assert not np.allclose(

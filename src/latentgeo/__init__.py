@@ -1,21 +1,31 @@
 """latentgeo: Riemannian geometry of learned latent spaces in JAX."""
 
-from . import datasets as datasets, plot as plot
+from . import datasets as datasets, plot as plot, training as training
 from ._curve import (
     AbstractCurve as AbstractCurve,
     CubicSpline as CubicSpline,
 )
-from ._encoder import (
-    GaussianEncoder as GaussianEncoder,
-    encode as encode,
-    init_vae as init_vae,
+from ._decode import DecodedCurve as DecodedCurve, decode_along as decode_along
+from ._energy import (
+    AbstractEnergy as AbstractEnergy,
+    DecorrelatedEnergy as DecorrelatedEnergy,
+    ExpectedEnergy as ExpectedEnergy,
 )
 from ._ensemble import EnsembleDecoder as EnsembleDecoder
+from ._exp_log import Shooting as Shooting, log_map as log_map
+from ._frechet import FrechetResult as FrechetResult, frechet_mean as frechet_mean
 from ._geodesic import (
     LENGTH_POINTS as LENGTH_POINTS,
     GeodesicResult as GeodesicResult,
     geodesic as geodesic,
 )
+from ._geodesic_ode import (
+    ExpPath as ExpPath,
+    exp_map as exp_map,
+    exp_path as exp_path,
+    geodesic_acceleration as geodesic_acceleration,
+)
+from ._geometry_results import GEOMETRY_RESULTS as GEOMETRY_RESULTS
 from ._graph import (
     GraphPaths as GraphPaths,
     graph_paths as graph_paths,
@@ -31,12 +41,17 @@ from ._metric import (
     ExpectedMetric as ExpectedMetric,
     PullbackMetric as PullbackMetric,
 )
-from ._objective import CurveObjective as CurveObjective
+from ._objective import (
+    AbstractCurveObjective as AbstractCurveObjective,
+    AbstractLeastSquaresObjective as AbstractLeastSquaresObjective,
+    AbstractStochasticObjective as AbstractStochasticObjective,
+)
 from ._pairwise import (
-    PairwiseResult as PairwiseResult,
     pairwise_distances as pairwise_distances,
     pairwise_geodesics as pairwise_geodesics,
+    pairwise_graph_estimate as pairwise_graph_estimate,
 )
+from ._pairwise_result import PairwiseResult as PairwiseResult
 from ._rbf import RBFVarianceMetric as RBFVarianceMetric
 from ._serialisation import (
     load_checkpoint as load_checkpoint,
@@ -46,15 +61,41 @@ from ._serialisation import (
 from ._solvers import (
     RESULTS as RESULTS,
     AbstractCurveSolver as AbstractCurveSolver,
+    AbstractIterativeSolver as AbstractIterativeSolver,
+    AutoSolver as AutoSolver,
+    Escalating as Escalating,
+    Evaluation as Evaluation,
     LevenbergMarquardt as LevenbergMarquardt,
     Minimisation as Minimisation,
     OptaxSolver as OptaxSolver,
     WarmStart as WarmStart,
 )
-from ._train import train_decoders as train_decoders
-from ._vae import (
+from ._starts import (
+    AbstractStart as AbstractStart,
+    GivenCurves as GivenCurves,
+    GraphStart as GraphStart,
+    ShortestOf as ShortestOf,
+    StraightStart as StraightStart,
+)
+from .training import (
+    GaussianEncoder as GaussianEncoder,
     TrainedVAE as TrainedVAE,
+    encode as encode,
+    init_vae as init_vae,
+    train_decoders as train_decoders,
     train_ensemble_vae as train_ensemble_vae,
 )
 
-__version__ = "0.1.0"
+
+def _installed_version() -> str:
+    """The version pip installed (from `pyproject.toml`); a source tree that was
+    never installed has none, and says so."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("latentgeo")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _installed_version()

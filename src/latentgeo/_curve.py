@@ -156,7 +156,7 @@ class CubicSpline(AbstractCurve):
                 cumulative[-1], jnp.finfo(steps.dtype).tiny
             )
         line = z0[None] + times[:, None] * (z1 - z0)[None]
-        design = _design_matrix(times, num_segments, 0)
+        design = design_matrix(times, num_segments, 0)
         params, *_ = jnp.linalg.lstsq(design, points - line)
         return cls(z0, z1, params.astype(points.dtype))
 
@@ -167,7 +167,7 @@ class CubicSpline(AbstractCurve):
     def __call__(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
         t = jnp.asarray(t, self.params.dtype)
         line = self.z0[None] + t[:, None] * (self.z1 - self.z0)[None]
-        design = _design_matrix(t, self.num_segments, 0)
+        design = design_matrix(t, self.num_segments, 0)
         points = line + jnp.matmul(design, self.params, precision=HIGHEST)
         # End points exact by construction, not up to float rounding.
         points = jnp.where((t == 0)[:, None], self.z0[None], points)
@@ -175,12 +175,12 @@ class CubicSpline(AbstractCurve):
 
     def derivative(self, t: Float[Array, " n"]) -> Float[Array, "n d"]:
         t = jnp.asarray(t, self.params.dtype)
-        design = _design_matrix(t, self.num_segments, 1)
+        design = design_matrix(t, self.num_segments, 1)
         slope = jnp.matmul(design, self.params, precision=HIGHEST)
         return (self.z1 - self.z0)[None] + slope
 
 
-def _design_matrix(t: Array, num_segments: int, order: int) -> Array:
+def design_matrix(t: Array, num_segments: int, order: int) -> Array:
     """Map from spline parameters to the `order`-th derivative at times `t`.
 
     Shape `(len(t), num_segments + 1)`: row $i$ evaluates the basis deviations

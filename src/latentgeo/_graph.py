@@ -41,11 +41,13 @@ class GraphPaths(eqx.Module):
       length of the shortest path, symmetric with zero diagonal. An estimate of
       the geodesic distance, usually above it (a path is a curve), though each
       edge is measured on `edge_points` points only, so on strongly curved
-      metrics it can fall below.
+      metrics it can fall below. NaN for pairs that no path of finite edges
+      joins: the metric is NaN or infinite between them.
     - `nodes`: `(V, d)` the graph's nodes, the query points first.
     - `predecessors`: `(N, V)` node before node `v` on the shortest path from
-      query point `i` (`-9999` at `v = i`).
-    - `node_distances`: `(N, V)` graph distance from query point `i` to node `v`.
+      query point `i` (`-9999` at `v = i` and where no path reaches `v`).
+    - `node_distances`: `(N, V)` graph distance from query point `i` to node `v`
+      (`inf` where no path of finite edges reaches `v`).
     """
 
     distances: Float[np.ndarray, "N N"]
@@ -54,14 +56,21 @@ class GraphPaths(eqx.Module):
     node_distances: Float[np.ndarray, "N V"]
 
     def path(self, i: int, j: int) -> Float[np.ndarray, "m d"]:
-        """The nodes of the shortest path from query point `i` to `j`, `(m, d)`."""
+        """The nodes of the shortest path from query point `i` to `j`, `(m, d)`.
+
+        **Raises:** `ValueError` if no path of finite edges joins them."""
+        if not np.isfinite(self.node_distances[i, j]):
+            raise ValueError(
+                f"No path of finite edges joins query points {i} and {j}: the "
+                "metric is NaN or infinite between them."
+            )
         hops = self._walk(np.array([i]), np.array([j]))[0]
         keep = np.concatenate([[True], hops[1:] != hops[:-1]])
         return self.nodes[hops[keep]]
 
     def _walk(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Node sequences `(B, L)` from `sources` to `targets`, each padded at its
-        start by repeating its source."""
+        start by repeating its source; `targets` must be reachable."""
         current = np.asarray(targets)
         hops = [current]
         while np.any(current != sources):
@@ -83,7 +92,8 @@ class GraphPaths(eqx.Module):
         The path's nodes get times proportional to their graph distance from the
         start (the metric arc length a geodesic spends at constant speed); the
         polygon is resampled at `4 (n + 1) + 1` uniform times and fitted with
-        [`CubicSpline.fit`][latentgeo.CubicSpline.fit].
+        [`CubicSpline.fit`][latentgeo.CubicSpline.fit]. A pair that no path of
+        finite edges joins (its distance is NaN) gets the straight line.
 
         **Arguments:**
 
@@ -93,8 +103,11 @@ class GraphPaths(eqx.Module):
         **Returns:** a `CubicSpline` batched over the `B` pairs.
         """
         rows, cols = np.asarray(rows), np.asarray(cols)
-        hops = self._walk(rows, cols)  # (B, L)
-        total = self.node_distances[rows, cols]
+        joined = np.isfinite(self.node_distances[rows, cols])
+        hops = self._walk(rows, np.where(joined, cols, rows))  # (B, L)
+        if hops.shape[1] == 1:  # every pair unjoined: no segment to walk
+            hops = np.concatenate([hops, hops], axis=1)
+        total = np.where(joined, self.node_distances[rows, cols], 1.0)
         along = self.node_distances[rows[:, None], hops] / total[:, None]
         along[:, -1] = 1.0
         times = np.linspace(0.0, 1.0, 4 * (num_segments + 1) + 1)
@@ -108,6 +121,10 @@ class GraphPaths(eqx.Module):
         a = self.nodes[take(hops, segment)]
         b = self.nodes[take(hops, segment + 1)]
         samples = a + fraction * (b - a)
+        straight = self.nodes[rows, None] + times[:, None] * (
+            self.nodes[cols, None] - self.nodes[rows, None]
+        )
+        samples = np.where(joined[:, None, None], samples, straight)
         samples[:, 0], samples[:, -1] = self.nodes[rows], self.nodes[cols]  # exact
         samples = jnp.asarray(samples, self.nodes.dtype)
         return _fit_paths(samples, jnp.asarray(times, samples.dtype), num_segments)
@@ -161,6 +178,12 @@ def graph_paths(
     from every query point come from Dijkstra's algorithm
     (`scipy.sparse.csgraph.dijkstra`).
 
+    Edges whose length is NaN or infinite (the metric is not finite along them)
+    are left out. Query points that the remaining edges do not join, e.g. a
+    point where the decoder is NaN, get NaN distances to each other; every other
+    pair keeps its path. Only a neighbour graph that does not join the query
+    points even with those edges is an error.
+
     **Arguments:**
 
     - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
@@ -176,8 +199,8 @@ def graph_paths(
     fast approximate geodesic distances, `init_curves` the starting curves.
 
     **Raises:** `ImportError` without scipy; `ValueError` for bad shapes or
-    options, or when some query points are not connected to each other (raise
-    `neighbours` or add `extra_points`).
+    options, or when the neighbour graph splits the query points into groups
+    that no edge joins (raise `neighbours` or add `extra_points`).
 
     **Example:**
 
@@ -189,7 +212,7 @@ def graph_paths(
     """
     try:
         from scipy.sparse import coo_array
-        from scipy.sparse.csgraph import connected_components, dijkstra
+        from scipy.sparse.csgraph import dijkstra
     except ImportError as error:
         raise ImportError(
             "Graph initialisation needs scipy: `pip install latentgeo[graph]`."
@@ -210,6 +233,7 @@ def graph_paths(
     near = _nearest_neighbours(nodes, neighbours)
     tails = np.repeat(np.arange(num_nodes), neighbours)
     edges = np.unique(np.sort(np.stack([tails, near.ravel()], axis=1), axis=1), axis=0)
+    edges = edges.astype(np.intc)  # the index type csgraph's routines take
     weights = np.empty(len(edges), points.dtype)
     size = min(batch_size, len(edges))
     chunks = padded_chunks(len(edges), size)
@@ -223,30 +247,41 @@ def graph_paths(
             edge_points,
         )
         weights[chunk[:count]] = np.asarray(lengths)[:count]
-    if not np.all(np.isfinite(weights)):
-        raise ValueError("Some graph edges have a NaN or infinite metric length.")
+    _check_connected(edges, num_nodes, num_query, neighbours)
+    finite = np.isfinite(weights)
     # Sparse graphs treat stored zeros as edges, but keep weights positive anyway
     # so that duplicate points never look unconnected.
-    weights = np.maximum(weights, np.finfo(weights.dtype).tiny)
+    weights = np.maximum(weights[finite], np.finfo(weights.dtype).tiny)
     graph = coo_array(
-        (weights, (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes)
+        (weights, (edges[finite, 0], edges[finite, 1])), shape=(num_nodes, num_nodes)
     ).tocsr()
-    _, labels = connected_components(graph, directed=False)
-    components = np.unique(labels[:num_query]).size
-    if components > 1:
-        raise ValueError(
-            f"The {neighbours}-nearest-neighbour graph splits the query points into "
-            f"{components} unconnected groups; raise `neighbours` (graph_neighbours) "
-            "or add `extra_points` (graph_points) between them."
-        )
     node_distances, predecessors = dijkstra(
         graph, directed=False, indices=np.arange(num_query), return_predecessors=True
     )
     distances = node_distances[:, :num_query].astype(points.dtype)
-    distances = np.triu(distances, 1)
+    distances = np.triu(np.where(np.isinf(distances), np.nan, distances), 1)
     return GraphPaths(
         distances=distances + distances.T,
         nodes=nodes,
         predecessors=predecessors.astype(np.int64),
         node_distances=node_distances,
     )
+
+
+def _check_connected(edges, num_nodes: int, num_query: int, neighbours: int) -> None:
+    """Raise unless the neighbour graph, finite or not, joins all query points."""
+    from scipy.sparse import coo_array
+    from scipy.sparse.csgraph import connected_components
+
+    ones = np.ones(len(edges), np.int8)
+    structure = coo_array(
+        (ones, (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes)
+    ).tocsr()
+    _, labels = connected_components(structure, directed=False)
+    components = np.unique(labels[:num_query]).size
+    if components > 1:
+        raise ValueError(
+            f"The {neighbours}-nearest-neighbour graph splits the query points into "
+            f"{components} unconnected groups; raise `neighbours` or add "
+            "`extra_points` between them."
+        )

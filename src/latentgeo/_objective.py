@@ -1,87 +1,167 @@
-r"""The objective a geodesic solver minimises: a curve energy as a function of
-the spline parameters.
+r"""The objectives a geodesic solver minimises: a curve energy as a function of
+the spline's deviation parameters.
 
-For pull-back metrics every energy latentgeo offers is a sum of squares over
-per-point features $a(z), b(z)$:
+Three layers:
 
-$$E = T \sum_{i<T} \|a(z_{i+1}) - a(z_i)\|^2 + T \sum_i w_i \|b(z_i)\|^2,$$
+- [`AbstractCurveObjective`][latentgeo.AbstractCurveObjective]: the energy of the
+  spline from `z0` to `z1` sampled at `times`; first-order solvers only call it.
+- [`AbstractLeastSquaresObjective`][latentgeo.AbstractLeastSquaresObjective]: the
+  energy is a sum of squares of per-point features $a(z), b(z)$,
+  $$E = T \sum_{i<T} \|a(z_{i+1}) - a(z_i)\|^2 + T \sum_i w_i \|b(z_i)\|^2,$$
+  with the points $z_i$ a fixed linear map (`design`) of the parameters; this is
+  the typed interface Gauss–Newton solvers use.
+- [`AbstractStochasticObjective`][latentgeo.AbstractStochasticObjective]: a Monte
+  Carlo estimate that changes with the step; only solvers that tolerate noise
+  (Adam) apply.
 
-with the points $z_i$ a fixed linear map of the parameters. Second-order solvers
-use this structure (`features`, `weights`, `design`); first-order solvers only
-call the objective.
+Objectives are built by an energy strategy
+([`ExpectedEnergy`][latentgeo.ExpectedEnergy],
+[`DecorrelatedEnergy`][latentgeo.DecorrelatedEnergy]), never by hand.
 """
 
-import math
+import abc
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ._curve import CubicSpline, _design_matrix
-from ._metric import AbstractMetric, AbstractPullbackMetric
+from ._curve import CubicSpline, design_matrix
+from ._metric import AbstractMetric, AbstractPullbackMetric, ExpectedMetric
 
 
-class CurveObjective(eqx.Module):
-    """The energy of the spline from `z0` to `z1` with given deviation parameters,
-    sampled at `times`.
+class AbstractCurveObjective(eqx.Module):
+    """The energy of the cubic spline from `z0` to `z1` with given deviation
+    parameters `(n + 1, d)`, sampled at `times` `(T + 1,)` uniform in $[0, 1]$."""
 
-    **Attributes:**
+    z0: eqx.AbstractVar[Float[Array, " d"]]
+    z1: eqx.AbstractVar[Float[Array, " d"]]
+    times: eqx.AbstractVar[Float[Array, " num_points"]]
 
-    - `metric`: the [`AbstractMetric`][latentgeo.AbstractMetric].
-    - `z0`, `z1`: end points `(d,)`.
-    - `times`: `(T + 1,)` uniform evaluation times from 0 to 1.
-    - `energy`: `"expected"` (the metric's `curve_energy`) or `"decorrelated"`.
-    - `key`: `None`, or a PRNG key for the Monte Carlo decorrelated energy.
-    """
+    def points(
+        self, params: Float[Array, "num_params d"]
+    ) -> Float[Array, "num_points d"]:
+        """The curve's points at `times`, shape `(T + 1, d)`."""
+        return CubicSpline(self.z0, self.z1, params)(self.times)
+
+    @abc.abstractmethod
+    def __call__(
+        self, params: Float[Array, "num_params d"], step: Int[Array, ""]
+    ) -> Float[Array, ""]:
+        """The energy, a scalar; `step` (the solver's iteration) seeds stochastic
+        estimates and is ignored by deterministic ones."""
+
+
+class MetricEnergy(AbstractCurveObjective):
+    """The metric's own `curve_energy` of the points: any
+    [`AbstractMetric`][latentgeo.AbstractMetric], e.g. a tensor-only metric."""
 
     metric: AbstractMetric
     z0: Float[Array, " d"]
     z1: Float[Array, " d"]
     times: Float[Array, " num_points"]
-    energy: str = eqx.field(static=True)
-    key: PRNGKeyArray | None
 
-    def points(
-        self, params: Float[Array, "num_params d"]
-    ) -> Float[Array, "num_points d"]:
-        """The curve's points at `times`."""
-        return CubicSpline(self.z0, self.z1, params)(self.times)
+    def __call__(
+        self, params: Float[Array, "num_params d"], step: Int[Array, ""]
+    ) -> Float[Array, ""]:
+        return self.metric.curve_energy(self.points(params))
 
-    def __call__(self, params: Float[Array, "num_params d"], step: Int[Array, ""]):
-        """The energy, a scalar; `step` seeds the Monte Carlo estimate."""
-        points = self.points(params)
-        if self.energy == "expected":
-            return self.metric.curve_energy(points)
-        key = None if self.key is None else jax.random.fold_in(self.key, step)
-        return self.metric.decorrelated_energy(points, key)
 
-    @property
-    def is_sum_of_squares(self) -> bool:
-        """Whether `features` is available (deterministic pull-back energies)."""
-        return isinstance(self.metric, AbstractPullbackMetric) and self.key is None
+class AbstractLeastSquaresObjective(AbstractCurveObjective):
+    r"""An energy that is a sum of squares of per-point features.
 
+    $E = T \sum_{i<T} \|a(z_{i+1}) - a(z_i)\|^2 + T \sum_i w_i \|b(z_i)\|^2$ with
+    $w_i$ the number of segments touching point $i$. Implement `features`; the
+    energy, weights and design matrix follow.
+    """
+
+    @abc.abstractmethod
     def features(self, z: Float[Array, " d"]) -> Float[Array, " F"]:
-        """$(a(z), b(z))$ concatenated; split at `num_step_features`."""
-        if self.energy == "expected":
-            return self.metric.embed(z)
-        mean, centred = self.metric.decorrelated_features(z)
-        return jnp.concatenate([mean, centred])
+        """$(a(z), b(z))$ concatenated, shape `(F,)`; $a$ is the first
+        `num_step_features` entries."""
 
     @property
+    @abc.abstractmethod
     def num_step_features(self) -> int:
         """Length of $a$; the rest of `features` is $b$."""
-        if self.energy == "expected":
-            return jax.eval_shape(self.metric.embed, self.z0).shape[0]
-        return math.prod(self.metric.ensemble.out_shape)
 
     def weights(self) -> Float[Array, " num_points"]:
-        """$w_i$: each point's variance counts once per segment it touches."""
+        """$w_i$: each point's $\\|b\\|^2$ counts once per segment it touches."""
         num_points = self.times.shape[0]
         touching = jnp.full(num_points, 2.0, self.times.dtype).at[jnp.array([0, -1])]
         return touching.set(1.0)
 
     def design(self, num_segments: int) -> Float[Array, "num_points num_params"]:
         """The linear map from one latent coordinate's parameters to the points'
-        deviation from the straight line; rows 0 and T are zero."""
-        return _design_matrix(self.times, num_segments, 0)
+        deviation from the straight line, `(T + 1, n + 1)`; rows 0 and T are
+        zero."""
+        return design_matrix(self.times, num_segments, 0)
+
+    def __call__(
+        self, params: Float[Array, "num_params d"], step: Int[Array, ""]
+    ) -> Float[Array, ""]:
+        del step
+        features = jax.vmap(self.features)(self.points(params))
+        a, b = (
+            features[:, : self.num_step_features],
+            features[:, self.num_step_features :],
+        )
+        scale = self.times.shape[0] - 1
+        steps = jnp.sum(jnp.diff(a, axis=0) ** 2)
+        return scale * (steps + jnp.sum(self.weights() * jnp.sum(b**2, axis=-1)))
+
+
+class PullbackEnergy(AbstractLeastSquaresObjective):
+    r"""The energy $T \sum_i \|e(z_{i+1}) - e(z_i)\|^2$ of a pull-back metric
+    (for [`ExpectedMetric`][latentgeo.ExpectedMetric], the expected energy)."""
+
+    metric: AbstractPullbackMetric
+    z0: Float[Array, " d"]
+    z1: Float[Array, " d"]
+    times: Float[Array, " num_points"]
+
+    def features(self, z: Float[Array, " d"]) -> Float[Array, " F"]:
+        return self.metric.embed(z)
+
+    @property
+    def num_step_features(self) -> int:
+        return jax.eval_shape(self.metric.embed, self.z0).shape[0]
+
+
+class ExactDecorrelatedEnergy(AbstractLeastSquaresObjective):
+    r"""The paper's decorrelated energy in closed form:
+    $T \sum_i \|\mu(z_{i+1}) - \mu(z_i)\|^2 + v(z_{i+1}) + v(z_i)$."""
+
+    metric: ExpectedMetric
+    z0: Float[Array, " d"]
+    z1: Float[Array, " d"]
+    times: Float[Array, " num_points"]
+
+    def features(self, z: Float[Array, " d"]) -> Float[Array, " F"]:
+        mean, centred = self.metric.decorrelated_features(z)
+        return jnp.concatenate([mean, centred])
+
+    @property
+    def num_step_features(self) -> int:
+        return jax.eval_shape(self.metric.ensemble.mean, self.z0).size
+
+
+class AbstractStochasticObjective(AbstractCurveObjective):
+    """A Monte Carlo energy: a fresh estimate at every `step`."""
+
+
+class MonteCarloDecorrelatedEnergy(AbstractStochasticObjective):
+    """The paper's one-sample Monte Carlo decorrelated energy: one random member
+    per point, redrawn every step from `fold_in(key, step)`."""
+
+    metric: ExpectedMetric
+    z0: Float[Array, " d"]
+    z1: Float[Array, " d"]
+    times: Float[Array, " num_points"]
+    key: PRNGKeyArray
+
+    def __call__(
+        self, params: Float[Array, "num_params d"], step: Int[Array, ""]
+    ) -> Float[Array, ""]:
+        key = jax.random.fold_in(self.key, step)
+        return self.metric.decorrelated_energy(self.points(params), key)

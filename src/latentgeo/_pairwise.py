@@ -1,218 +1,92 @@
-"""All-pairs geodesic distances, in memory-bounded chunks of vmapped solves."""
+"""Geodesics between many pairs of points: `pairwise_geodesics` and the graph
+estimate.
 
-import hashlib
+The driver reads as its phases: check the input, open the store, choose the
+starting curves, place the work on devices, solve the pending pairs chunk by
+chunk (storing each), assemble the result. Each phase lives in the module that
+owns it: `_starts` (starting curves), `_sharding` (devices and the chunk solve),
+`_store` (the resumable store), `_pairwise_result` (the result).
+"""
+
+import functools
 import os
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
-import jax.tree_util as jtu
 import numpy as np
-from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 from tqdm import tqdm
 
-from ._atomic import atomic_write
 from ._checks import host_points, padded_chunks
 from ._curve import CubicSpline
-from ._geodesic import geodesic
-from ._graph import graph_paths
+from ._geodesic import resolve_options
 from ._metric import AbstractMetric
+from ._pairwise_result import PairwiseResult, assemble, checked_pairs, warn_failures
+from ._sharding import Placement, place, solve_chunk
 from ._solvers import AbstractCurveSolver
-
-_AXIS = "pairs"
-
-
-class PairwiseResult(eqx.Module):
-    """Geodesics between all unordered pairs of `N` points.
-
-    **Attributes:**
-
-    - `distances`: `(N, N)` symmetric matrix of geodesic lengths, zero diagonal.
-    - `converged`: `(N, N)` boolean matrix, `True` on the diagonal.
-    - `pairs`: `(M, 2)` indices `(i, j)`, `i < j`, of the `M = N (N - 1) / 2`
-      solved pairs, in `numpy.triu_indices` order.
-    - `curves`: a [`CubicSpline`][latentgeo.CubicSpline] batched over the `M`
-      pairs (every field has a leading axis `M`); `curve_of(i, j)` picks one.
-    - `num_steps`: `(M,)` solver iterations per pair.
-    """
-
-    distances: Float[Array, "N N"]
-    converged: Bool[Array, "N N"]
-    pairs: Int[Array, "M 2"]
-    curves: CubicSpline
-    num_steps: Int[Array, " M"]
-
-    def curve_of(self, i: int, j: int) -> CubicSpline:
-        """The geodesic from point `i` to point `j` (reversed if `i > j`)."""
-        if i == j:
-            raise ValueError(
-                "`i == j`: the geodesic from a point to itself is trivial."
-            )
-        a, b = min(i, j), max(i, j)
-        n = self.distances.shape[0]
-        index = a * n - a * (a + 1) // 2 + (b - a - 1)
-        curve = jtu.tree_map(lambda x: x[index], self.curves)
-        if i < j:
-            return curve
-        # Reverse time: swap ends and flip the deviation, which is a spline too.
-        # Splines on uniform knots are closed under t -> 1 - t, so the fit is exact.
-        times = jnp.linspace(0.0, 1.0, 4 * curve.params.shape[0] + 1)
-        return CubicSpline.fit(curve(1.0 - times), curve.num_segments, times)
-
-
-@eqx.filter_jit
-def _solve_chunk(metric, starts, ends, init_params, solver, options, mesh, vmap_size):
-    """Solve a chunk of pairs. The shards run SPMD on every device of `mesh`
-    (`jax.shard_map`); each device loops until its own pairs converge, without
-    waiting for the others. Within a shard, groups of `vmap_size` pairs are solved
-    in lockstep under `jax.vmap` (all of them if `None`), one group after the
-    other (`jax.lax.map`)."""
-    dynamic, static = eqx.partition(metric, eqx.is_array)
-
-    def solve_shard(dynamic, starts, ends, init_params):
-        local_metric = eqx.combine(dynamic, static)
-
-        def solve(z0, z1, params):
-            init = None if params is None else CubicSpline(z0, z1, params)
-            return geodesic(
-                local_metric,
-                z0,
-                z1,
-                init=init,
-                solver=solver,
-                throw=False,
-                **dict(options),
-            )
-
-        if vmap_size is None:
-            in_axes = (0, 0, None if init_params is None else 0)
-            return jax.vmap(solve, in_axes=in_axes)(starts, ends, init_params)
-        # One pair at a time keeps `lax.cond` a branch, not a `select` of both.
-        group = None if vmap_size == 1 else vmap_size
-        pairs = (starts, ends, init_params)
-        return jax.lax.map(lambda args: solve(*args), pairs, batch_size=group)
-
-    pairs = PartitionSpec(_AXIS)
-    return jax.shard_map(
-        solve_shard,
-        mesh=mesh,
-        in_specs=(PartitionSpec(), pairs, pairs, pairs),
-        out_specs=pairs,
-        check_vma=False,
-    )(dynamic, starts, ends, init_params)
-
-
-def _global_array(x, sharding: NamedSharding) -> jax.Array:
-    """`x` as an array laid out by `sharding`; each process supplies only the
-    shards of its own devices, so this works across hosts too."""
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-
-def _to_host(x: jax.Array) -> np.ndarray:
-    if x.is_fully_addressable:
-        return np.asarray(x)
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
-def _fingerprint(points: np.ndarray, options: tuple, extra: np.ndarray | None) -> str:
-    digest = hashlib.sha256(np.ascontiguousarray(points).tobytes())
-    if extra is not None:
-        digest.update(np.ascontiguousarray(extra).tobytes())
-    digest.update(repr(options).encode())
-    return digest.hexdigest()
-
-
-def _empty_state(num_pairs: int, params_shape: tuple[int, int]) -> dict:
-    return {
-        "done": np.zeros(num_pairs, bool),
-        "lengths": np.zeros(num_pairs),
-        "converged": np.zeros(num_pairs, bool),
-        "num_steps": np.zeros(num_pairs, np.int32),
-        "params": np.zeros((num_pairs, *params_shape)),
-    }
-
-
-def _load_checkpoint(path: Path, fingerprint: str, empty: dict) -> dict:
-    try:
-        with np.load(path) as data:
-            stored = {k: data[k] for k in (*empty, "fingerprint")}
-    except Exception as error:
-        raise ValueError(
-            f"Cannot read the checkpoint {path}: {error}. Delete it to start afresh."
-        ) from error
-    if str(stored.pop("fingerprint")) != fingerprint:
-        raise ValueError(
-            f"The checkpoint {path} was written for other points or options; "
-            "delete it or pass another `checkpoint` path."
-        )
-    return stored
-
-
-def _save_checkpoint(path: Path, fingerprint: str, state: dict) -> None:
-    atomic_write(path, lambda file: np.savez(file, fingerprint=fingerprint, **state))
+from ._starts import AbstractStart, CurveSource, GivenCurves, GraphStart, resolve_start
+from ._store import empty_state, fingerprint, load_state, save_state
 
 
 def pairwise_geodesics(
     metric: AbstractMetric,
     points: Float[ArrayLike, "N d"],
     *,
-    batch_size: int = 64,
-    init: CubicSpline | Literal["straight", "graph", "best"] | None = None,
-    graph_neighbours: int = 10,
-    graph_points: Float[ArrayLike, "E d"] | None = None,
-    refine: bool = True,
+    pairs: Int[ArrayLike, "M 2"] | None = None,
+    init: AbstractStart | CubicSpline | str | None = None,  # str: deprecated
     solver: AbstractCurveSolver | None = None,
+    batch_size: int = 64,
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
     devices: Sequence[jax.Device] | None = None,
     vmap_size: int | None | Literal["auto"] = "auto",
     **geodesic_options,
 ) -> PairwiseResult:
-    """Geodesics between all unordered pairs of `points`, with their curves.
+    """Geodesics between all unordered pairs of `points` (or the `pairs` asked),
+    with their curves.
 
-    Each pair `i < j` is solved once; pairs are processed in chunks of
-    `batch_size` with one `jax.vmap`-ed, jit-compiled [`geodesic`][latentgeo.geodesic]
-    call per chunk (the last chunk is padded, so there is one compilation), so
-    memory is bounded whatever `N`. The pairs of a chunk are sharded over
-    `devices` (all of them by default: every GPU of a machine, or of every host
-    after `jax.distributed.initialize()`), each device solving its share. A pair
-    that fails is reported in `converged` and neither stops nor corrupts the
-    others.
+    Each pair is solved once; pairs are processed in chunks of `batch_size` with
+    one jit-compiled [`geodesic`][latentgeo.geodesic] call per chunk (the last
+    chunk is padded, so there is one compilation), so memory is bounded whatever
+    `N`. The pairs of a chunk are sharded over `devices` (all of them by default:
+    every GPU of a machine, or of every host after `jax.distributed.initialize()`),
+    each device solving its share. A pair that fails, or whose curve meets a NaN
+    or infinite metric (its length is then NaN), is reported in `converged` and
+    neither stops nor corrupts the others.
 
     **Arguments:**
 
     - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
     - `points`: `(N, d)` latent points.
+    - `pairs`: optional `(M, 2)` integer indices `(i, j)` into `points`, `i != j`:
+      solve only these pairs, from `points[i]` to `points[j]`, in this order.
+      Default: all `N (N - 1) / 2` pairs `i < j`.
+    - `init`: the starting curves, a start strategy:
+      [`StraightStart()`][latentgeo.StraightStart] (the default, also `None`),
+      [`GraphStart(neighbours=..., extra_points=...)`][latentgeo.GraphStart],
+      [`ShortestOf(...)`][latentgeo.ShortestOf] of several, or
+      [`GivenCurves`][latentgeo.GivenCurves] (a batched `CubicSpline` passed
+      here is short for it). The strings `"straight"`, `"graph"`, `"best"` with
+      `graph_neighbours=`, `graph_points=` and `refine=` still work but are
+      deprecated; `refine=False` is now
+      [`pairwise_graph_estimate`][latentgeo.pairwise_graph_estimate].
+    - `solver`: passed to `geodesic`.
     - `batch_size`: pairs per chunk (64), rounded up to a multiple of the number
       of devices.
-    - `init`: starting curves. `"straight"` (or `None`, the default): straight
-      lines. `"graph"`: the shortest path in a k-nearest-neighbour graph with
-      metric edge lengths, fitted by a spline ([`graph_paths`][latentgeo.graph_paths],
-      Arvanitidis et al. 2019), which can avoid the longer of two local
-      geodesics. `"best"`: solve from both the straight line and the graph path
-      and keep the shorter curve (twice the work; `num_steps` counts both).
-      Or a `CubicSpline` batched over the `M = N (N - 1) / 2` pairs in
-      `numpy.triu_indices(N, 1)` order.
-    - `graph_neighbours`: $k$ of the graph (10).
-    - `graph_points`: optional `(E, d)` extra graph nodes, e.g. the training
-      codes, so that graph paths follow the data between the query points.
-    - `refine`: `True` (default) runs the curve solver from the starting curves.
-      `False` (with `init="graph"` or `"best"`) returns the graph estimate:
-      distances are graph path lengths, curves the fitted paths, `num_steps`
-      zero; fast and approximate (no checkpoint is written).
-    - `solver`: passed to `geodesic`.
     - `progress`: show a progress bar (tqdm) over pairs.
-    - `checkpoint`: a `.npz` path; finished chunks are saved there as they
-      complete, and a rerun with the same points and options resumes from it, so
-      an interrupted run (e.g. `KeyboardInterrupt`) loses no finished work.
-      Across hosts, give a path on a shared file system; process 0 writes it.
+    - `checkpoint`: a `.npz` path; every finished chunk's pairs are saved there
+      (atomically), and a rerun of the same run resumes from it, solving only the
+      pairs not yet done, so an interrupted run (`KeyboardInterrupt`, even
+      `kill -9`) loses at most the chunk in progress. The file records a digest
+      of everything the results depend on: the points and pairs, the metric (its
+      arrays and static structure), the solver, the energy and `key`, the
+      starting curves, `num_segments`, `num_points` and `max_steps`; a
+      checkpoint of a run that differs in any of them is refused with an error
+      naming what changed. `batch_size`, `devices` and `vmap_size` may change
+      between runs. Across hosts, give a path on a shared file system; process
+      0 writes it.
     - `devices`: the devices to shard each chunk over; default `jax.devices()`.
       On a CPU, `XLA_FLAGS=--xla_force_host_platform_device_count=<cores>` (set
       before importing jax) makes one device per core, and so solves that many
@@ -223,175 +97,215 @@ def pairwise_geodesics(
       on CPUs: a lockstep batch runs until its slowest pair converges, and under
       `vmap` the solvers' conditionals (line searches) evaluate both branches.
       `"auto"` (default): `1` on CPU devices, else `None`.
-    - `**geodesic_options`: `energy`, `num_segments`, `num_points`, `max_steps`,
-      `key` as for `geodesic`.
+    - `**geodesic_options`: `energy`, `num_segments` (default 10, or the given
+      curves'), `num_points`, `max_steps`, `key` as for `geodesic`.
 
     **Returns:** a [`PairwiseResult`][latentgeo.PairwiseResult].
 
     **Raises:** `ValueError` for points of the wrong shape or containing NaN/inf,
-    fewer than two points, a bad `batch_size` or `init`, a disconnected graph,
-    or an unreadable or mismatched checkpoint.
+    fewer than two points, bad `pairs`, a bad `batch_size`, starting curves that
+    do not fit, a graph that splits the points, or an unreadable or mismatched
+    checkpoint.
+
+    **Example:**
+
+    ```python
+    init = lg.GraphStart(neighbours=10, extra_points=train_codes)
+    result = lg.pairwise_geodesics(metric, Z, init=init, checkpoint="run.npz")
+    result.distances, result.converged, result.curve_of(0, 3)
+    ```
     """
     points = host_points(points, metric.latent_dim, "points", min_rows=2)
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
-    if isinstance(init, str) and init not in ("straight", "graph", "best"):
-        raise ValueError(
-            "`init` must be 'straight', 'graph', 'best' or a CubicSpline, "
-            f"got {init!r}."
-        )
-    if not refine and init not in ("graph", "best"):
-        raise ValueError(
-            "`refine=False` returns the graph estimate: pass `init='graph'`."
-        )
-    n = points.shape[0]
-    rows, cols = np.triu_indices(n, 1)
-    num_pairs = rows.size
-    given = isinstance(init, CubicSpline)
-    num_segments = (
-        init.num_segments if given else geodesic_options.get("num_segments", 10)
-    )
-    if given and init.params.shape[0] != num_pairs:
-        raise ValueError(
-            f"`init` holds {init.params.shape[0]} curves, expected one per pair "
-            f"({num_pairs})."
-        )
-    graph = None
-    if init in ("graph", "best"):
-        graph = graph_paths(
+    pairs = checked_pairs(pairs, points.shape[0])
+    start, estimate = resolve_start(init, geodesic_options)
+    if estimate is not None:  # the deprecated `refine=False`
+        return pairwise_graph_estimate(
             metric,
             points,
-            neighbours=graph_neighbours,
-            extra_points=graph_points,
+            estimate,
+            num_segments=geodesic_options.get("num_segments", 10),
+            pairs=pairs,
             progress=progress,
         )
-        if not refine:
-            return _graph_estimate(graph, rows, cols, num_segments, batch_size)
-    devices = jax.devices() if devices is None else list(devices)
-    if vmap_size == "auto":
-        vmap_size = 1 if devices[0].platform == "cpu" else None
-    elif vmap_size is not None and vmap_size < 1:
-        raise ValueError(f"`vmap_size` must be None or >= 1, got {vmap_size}.")
-    mesh = Mesh(np.asarray(devices), (_AXIS,))
-    replicated, sharded = (
-        NamedSharding(mesh, PartitionSpec()),
-        NamedSharding(mesh, PartitionSpec(_AXIS)),
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
+    solver, options = resolve_options(solver, **_curve_options(start, geodesic_options))
+    digests = fingerprint(
+        points=points,
+        pairs=pairs,
+        metric=metric,
+        solver=solver,
+        energy=options["energy"],
+        starts=start,
+        options={k: v for k, v in options.items() if k != "energy"},
     )
-    options = tuple(sorted(geodesic_options.items()))
-    params_shape = (num_segments + 1, points.shape[1])
-    path = None if checkpoint is None else Path(checkpoint)
-    extra = None if graph_points is None else np.asarray(graph_points)
-    start_key = "given" if given else (init, graph_neighbours) if graph else None
-    fingerprint = _fingerprint(points, (options, batch_size, start_key), extra)
-    state = _empty_state(num_pairs, params_shape)
-    if path is not None and path.exists():
-        state = _load_checkpoint(path, fingerprint, state)
-    batch_size = min(batch_size, num_pairs)
-    batch_size = -(-batch_size // len(devices)) * len(devices)
-    chunks = [
-        np.arange(s, min(s + batch_size, num_pairs))
-        for s in range(0, num_pairs, batch_size)
-    ]
-    dynamic, static = eqx.partition(metric, eqx.is_array)
-    metric = eqx.combine(
-        jtu.tree_map(lambda x: _global_array(x, replicated), dynamic), static
-    )
-    bar = tqdm(total=num_pairs, disable=not progress, desc="geodesics", unit="pair")
-    bar.update(int(state["done"].sum()))
-    with bar:
-        for chunk in chunks:
-            if state["done"][chunk].all():
-                continue
-            padded = np.resize(chunk, batch_size)  # repeat pairs to keep one shape
-            ends = [_global_array(points[x[padded]], sharded) for x in (rows, cols)]
-            starts = []  # one solve per kind of start; each pair keeps the shortest
-            if init in (None, "straight", "best"):
-                starts.append(None)
-            if graph is not None:
-                fitted = graph.init_curves(rows[padded], cols[padded], num_segments)
-                starts.append(_global_array(fitted.params, sharded))
-            if given:
-                starts.append(_global_array(init.params[padded], sharded))
-            found = []
-            for start in starts:
-                out = _solve_chunk(
-                    metric, *ends, start, solver, options, mesh, vmap_size
-                )
-                found.append(
-                    dict(
-                        lengths=_to_host(out.length),
-                        converged=_to_host(out.converged),
-                        num_steps=_to_host(out.num_steps),
-                        params=_to_host(out.curve.params),
-                    )
-                )
-            k = chunk.size
-            lengths = np.stack([f["lengths"] for f in found])
-            shortest = np.argmin(np.where(np.isnan(lengths), np.inf, lengths), axis=0)
-            for key in ("lengths", "converged", "params"):
-                chosen = np.stack([f[key] for f in found])[
-                    shortest, np.arange(batch_size)
-                ]
-                state[key][chunk] = chosen[:k]
-            state["num_steps"][chunk] = sum(f["num_steps"] for f in found)[:k]
-            state["done"][chunk] = True
-            if path is not None and jax.process_index() == 0:
-                _save_checkpoint(path, fingerprint, state)
-            bar.update(k)
-    converged_pairs = state["converged"]
-    if not converged_pairs.all():
-        warnings.warn(
-            f"{int((~converged_pairs).sum())} of {num_pairs} geodesics did not "
-            "converge; their distances are the lengths of the best curves found. "
-            "Inspect `PairwiseResult.converged`, raise `max_steps`, or pass `init=`.",
-            RuntimeWarning,
-            stacklevel=2,
+    params_shape = (options["num_segments"] + 1, points.shape[1])
+    state = _open_store(checkpoint, digests, len(pairs), params_shape)
+    if not state["done"].all():
+        sources = start.sources(
+            metric, points, pairs, options["num_segments"], progress
         )
-    return _assemble(
-        points,
-        rows,
-        cols,
-        state["lengths"],
-        converged_pairs,
-        state["params"],
-        state["num_steps"],
+        placement = place(devices, vmap_size)
+        solve = functools.partial(
+            _solve_from_starts,
+            placement,
+            placement.replicate(metric),
+            points,
+            pairs,
+            sources,
+            solver,
+            tuple(sorted(options.items())),
+        )
+        batch = placement.round_up(min(batch_size, len(pairs)))
+        _solve_pending(state, solve, batch, checkpoint, digests, progress)
+    warn_failures(state["lengths"], state["converged"])
+    return assemble(points, pairs, state)
+
+
+def _curve_options(start: AbstractStart, geodesic_options: dict) -> dict:
+    """The options every `geodesic` call of the run gets; `num_segments` is
+    explicit (10, or the given curves'), so that every start has it."""
+    given = start.curves.num_segments if isinstance(start, GivenCurves) else 10
+    return {"num_segments": given, **geodesic_options}
+
+
+def _open_store(checkpoint, digests, num_pairs, params_shape) -> dict:
+    """The per-pair results stored at `checkpoint` for this run, or none yet."""
+    state = empty_state(num_pairs, params_shape)
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_state(checkpoint, digests, state)
+    return state
+
+
+def _solve_pending(
+    state: dict,
+    solve: Callable[[np.ndarray], dict],
+    batch: int,
+    checkpoint: str | os.PathLike | None,
+    digests: dict[str, str],
+    progress: bool,
+) -> None:
+    """Solve the pairs of `state` not yet done, `batch` at a time, recording each
+    chunk in `state` and, from process 0, in the checkpoint."""
+    pending = np.flatnonzero(~state["done"])
+    total = state["done"].size
+    bar = tqdm(
+        total=total,
+        initial=total - pending.size,
+        disable=not progress,
+        desc="geodesics",
+        unit="pair",
+    )
+    with bar:
+        for chunk, count in padded_chunks(pending.size, batch):
+            ids = pending[chunk]  # the last chunk repeats pairs: one shape
+            found = solve(ids)
+            done = ids[:count]
+            for key, value in found.items():
+                state[key][done] = value[:count]
+            state["done"][done] = True
+            if checkpoint is not None and jax.process_index() == 0:
+                save_state(checkpoint, digests, state)
+            bar.update(count)
+
+
+def _solve_from_starts(
+    placement: Placement,
+    metric: AbstractMetric,
+    points: np.ndarray,
+    pairs: np.ndarray,
+    sources: list[CurveSource],
+    solver: AbstractCurveSolver | None,
+    options: tuple,
+    ids: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Solve the pairs `ids` once per source of starting curves; keep each pair's
+    shortest finite curve, and count the steps of all its solves."""
+    rows, cols = pairs[ids, 0], pairs[ids, 1]
+    ends = [placement.shard(points[index]) for index in (rows, cols)]
+    found = []
+    for source in sources:
+        params = source(ids, rows, cols)
+        start = None if params is None else placement.shard(params)
+        found.append(solve_chunk(placement, metric, *ends, start, solver, options))
+    lengths = np.stack([f["lengths"] for f in found])
+    shortest = np.argmin(np.where(np.isnan(lengths), np.inf, lengths), axis=0)
+    pick = lambda key: np.stack([f[key] for f in found])[  # noqa: E731
+        shortest, np.arange(len(ids))
+    ]
+    return dict(
+        lengths=pick("lengths"),
+        converged=pick("converged"),
+        params=pick("params"),
+        num_steps=sum(f["num_steps"] for f in found),
     )
 
 
-def _graph_estimate(graph, rows, cols, num_segments, batch_size) -> PairwiseResult:
-    """The graph distances, and the fitted graph paths as curves."""
-    points = graph.nodes[: graph.distances.shape[0]]
-    size = min(max(batch_size, 1024), rows.size)
-    params = np.zeros((rows.size, num_segments + 1, points.shape[1]), points.dtype)
-    for chunk, count in padded_chunks(rows.size, size):
-        fitted = graph.init_curves(rows[chunk], cols[chunk], num_segments).params
+def pairwise_graph_estimate(
+    metric: AbstractMetric,
+    points: Float[ArrayLike, "N d"],
+    graph: GraphStart | None = None,
+    *,
+    num_segments: int = 10,
+    pairs: Int[ArrayLike, "M 2"] | None = None,
+    progress: bool = True,
+) -> PairwiseResult:
+    """The graph estimate of the geodesics between all pairs of `points` (or the
+    `pairs` asked): graph path lengths as distances, fitted graph paths as
+    curves, with no curve solver.
+
+    Seconds where the solved matrix takes minutes or hours (see the performance
+    page), and an upper estimate of each geodesic distance (a path is a curve),
+    up to the error of measuring each edge on a few points. A function of its
+    own, rather than an option of `pairwise_geodesics`, because it shares none
+    of that function's machinery: no solver, no devices, no checkpoint.
+
+    **Arguments:**
+
+    - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
+    - `points`: `(N, d)` latent points.
+    - `graph`: a [`GraphStart`][latentgeo.GraphStart] with the graph's options
+      (default `GraphStart()`: 10 neighbours, no extra points).
+    - `num_segments`: segments of the splines fitted to the paths (10).
+    - `pairs`: optional `(M, 2)` indices `(i, j)`, as for `pairwise_geodesics`.
+    - `progress`: show a progress bar over the graph's edges.
+
+    **Returns:** a [`PairwiseResult`][latentgeo.PairwiseResult] with `num_steps`
+    zero; pairs that no path of finite edges joins (the metric is NaN or
+    infinite between them) have NaN length, straight curves and
+    `pair_converged` `False`.
+
+    **Raises:** as [`graph_paths`][latentgeo.graph_paths], and `ValueError` for
+    bad `pairs`.
+
+    **Example:**
+
+    ```python
+    estimate = lg.pairwise_graph_estimate(
+        metric, Z, lg.GraphStart(neighbours=10, extra_points=train_codes)
+    )
+    estimate.distances
+    ```
+    """
+    graph = GraphStart() if graph is None else graph
+    points = host_points(points, metric.latent_dim, "points", min_rows=2)
+    pairs = checked_pairs(pairs, points.shape[0])
+    paths = graph.graph(metric, points, progress)
+    rows, cols = pairs[:, 0], pairs[:, 1]
+    size = min(1024, len(pairs))
+    params = np.zeros((len(pairs), num_segments + 1, points.shape[1]), points.dtype)
+    for chunk, count in padded_chunks(len(pairs), size):
+        fitted = paths.init_curves(rows[chunk], cols[chunk], num_segments).params
         params[chunk[:count]] = np.asarray(fitted)[:count]
-    lengths = graph.distances[rows, cols]
-    converged = np.ones(rows.size, bool)
-    num_steps = np.zeros(rows.size, np.int32)
-    return _assemble(points, rows, cols, lengths, converged, params, num_steps)
-
-
-def _assemble(points, rows, cols, lengths, converged_pairs, params, num_steps):
-    n, dtype = points.shape[0], points.dtype
-    distances = np.zeros((n, n), dtype)
-    distances[rows, cols] = lengths
-    distances += distances.T
-    converged = np.eye(n, dtype=bool)
-    converged[rows, cols] = converged_pairs
-    converged |= converged.T
-    curves = CubicSpline(
-        jnp.asarray(points[rows]),
-        jnp.asarray(points[cols]),
-        jnp.asarray(params, dtype),
+    lengths = paths.distances[rows, cols]
+    state = dict(
+        lengths=lengths,
+        converged=np.isfinite(lengths),
+        params=params,
+        num_steps=np.zeros(len(pairs), np.int32),
     )
-    return PairwiseResult(
-        distances=jnp.asarray(distances),
-        converged=jnp.asarray(converged),
-        pairs=jnp.asarray(np.stack([rows, cols], axis=1)),
-        curves=curves,
-        num_steps=jnp.asarray(num_steps),
-    )
+    warn_failures(state["lengths"], state["converged"])
+    return assemble(points, pairs, state)
 
 
 def pairwise_distances(
@@ -400,15 +314,16 @@ def pairwise_distances(
     """Geodesic distance matrix between all pairs of `points`.
 
     A convenience for [`pairwise_geodesics`][latentgeo.pairwise_geodesics]`(...)
-    .distances`; it takes the same keyword arguments (`batch_size`, `progress`,
-    `checkpoint`, `solver`, `init`, `energy`, `num_points`, ...).
+    .distances`; it takes the same keyword arguments (`init`, `solver`,
+    `batch_size`, `progress`, `checkpoint`, `energy`, `num_points`, ...).
 
     **Arguments:**
 
     - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
     - `points`: `(N, d)` latent points.
 
-    **Returns:** `(N, N)` symmetric matrix with zero diagonal.
+    **Returns:** `(N, N)` symmetric matrix with zero diagonal (NaN for pairs not
+    asked, with `pairs=`, and for pairs whose curves meet NaN or inf).
 
     **Example:**
 

@@ -11,7 +11,8 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Real
 
-from ._ensemble import EnsembleDecoder
+from .._checks import host_points
+from .._ensemble import EnsembleDecoder, call_module
 
 _PAPER_HIDDEN = (64, 128, 256, 512)
 
@@ -120,7 +121,7 @@ def init_vae(
     - `key`: PRNG key; members get independent initialisations.
 
     **Returns:** `(encoder, ensemble)`: a
-    [`GaussianEncoder`][latentgeo.GaussianEncoder] and an
+    [`GaussianEncoder`][latentgeo.training.GaussianEncoder] and an
     [`EnsembleDecoder`][latentgeo.EnsembleDecoder] whose members output flat
     vectors of shape `(D,)`.
 
@@ -138,10 +139,15 @@ def init_vae(
         activation=activation,
         key=encoder_key,
     )
+    if num_members < 1:
+        raise ValueError(f"`num_members` must be at least 1, got {num_members}.")
     sizes = (latent_dim, *hidden_sizes, math.prod(encoder.in_shape))
-    ensemble = EnsembleDecoder.init(
-        lambda k: _mlp(sizes, activation, k), num_members, key=decoder_key
+    # As `EnsembleDecoder.init` does, but without `jit`: it would compile anew for
+    # every call (a new function each time), a few seconds per model.
+    members = eqx.filter_vmap(lambda k: _mlp(sizes, activation, k))(
+        jr.split(decoder_key, num_members)
     )
+    ensemble = EnsembleDecoder(call_module, members, latent_dim=latent_dim)
     return encoder, ensemble
 
 
@@ -153,16 +159,16 @@ def param_dtype(tree: PyTree) -> jnp.dtype:
     return leaves[0].dtype
 
 
-def as_data(data: ArrayLike, dtype: jnp.dtype) -> Array:
-    """`data` as a JAX array of `dtype`, after checking its rank and values."""
+def host_examples(data: ArrayLike, name: str = "data") -> np.ndarray:
+    """`data` as a NumPy array `(N, *example_shape)` with `N >= 1`, all finite;
+    otherwise `ValueError` naming the argument (and the rows holding NaN/inf)."""
     array = np.asarray(data)
     if array.ndim < 2:
         raise ValueError(
-            f"`data` has shape {array.shape}, expected (N, *example_shape)."
+            f"`{name}` has shape {array.shape}, expected (N, *example_shape)."
         )
-    if not np.all(np.isfinite(array)):
-        raise ValueError("`data` contains NaN or inf.")
-    return jnp.asarray(array, dtype)
+    host_points(array.reshape(array.shape[0], math.prod(array.shape[1:])), None, name)
+    return array
 
 
 def check_encoder(encoder: eqx.Module, example: jax.ShapeDtypeStruct) -> int:
@@ -195,7 +201,7 @@ def encode(
     **Arguments:**
 
     - `encoder`: `encoder(x) -> (mean, log_var)` for one example, e.g. a trained
-      [`GaussianEncoder`][latentgeo.GaussianEncoder].
+      [`GaussianEncoder`][latentgeo.training.GaussianEncoder].
     - `data`: `(N, *shape)` examples.
 
     **Returns:** `(N, d)` means, in one jitted, vmapped call.
@@ -203,6 +209,6 @@ def encode(
     **Raises:** `ValueError` if `data` has NaN/inf or a shape the encoder does not
     take.
     """
-    data = as_data(data, param_dtype(encoder))
+    data = jnp.asarray(host_examples(data), param_dtype(encoder))
     check_encoder(encoder, jax.ShapeDtypeStruct(data.shape[1:], data.dtype))
     return _encode_means(encoder, data)

@@ -1,0 +1,152 @@
+"""Device placement and the sharded solve of one chunk of pairs.
+
+A chunk's pairs are laid out over a one-dimensional `jax.sharding.Mesh` (axis
+`"pairs"`), the metric is replicated, and `jax.shard_map` runs the solve SPMD on
+every device. Across hosts (after `jax.distributed.initialize()`) each process
+supplies only its own devices' shards and gathers the whole chunk's results.
+"""
+
+from collections.abc import Sequence
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.tree_util as jtu
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import ArrayLike
+
+from ._curve import CubicSpline
+from ._geodesic import GeodesicResult, geodesic
+from ._metric import AbstractMetric
+from ._solvers import AbstractCurveSolver
+
+_AXIS = "pairs"
+
+
+class Placement(eqx.Module):
+    """Where a chunk's pairs are solved: the mesh over `devices` and the number
+    of pairs per device solved in lockstep (`vmap_size`, `None` for all)."""
+
+    mesh: Mesh = eqx.field(static=True)
+    vmap_size: int | None = eqx.field(static=True)
+
+    def round_up(self, size: int) -> int:
+        """`size` rounded up to a multiple of the number of devices."""
+        num_devices = self.mesh.devices.size
+        return -(-size // num_devices) * num_devices
+
+    def replicate(self, metric: AbstractMetric) -> AbstractMetric:
+        """`metric` with every array replicated on all devices of the mesh."""
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        dynamic, static = eqx.partition(metric, eqx.is_array)
+        dynamic = jtu.tree_map(lambda x: _global_array(x, replicated), dynamic)
+        return eqx.combine(dynamic, static)
+
+    def shard(self, x: ArrayLike) -> jax.Array:
+        """`x` split along its first axis over the devices of the mesh."""
+        return _global_array(x, NamedSharding(self.mesh, PartitionSpec(_AXIS)))
+
+
+def place(
+    devices: Sequence[jax.Device] | None, vmap_size: int | None | Literal["auto"]
+) -> Placement:
+    """The `Placement` over `devices` (default `jax.devices()`); `"auto"`
+    solves one pair after the other on CPUs and the whole share at once
+    elsewhere."""
+    devices = jax.devices() if devices is None else list(devices)
+    if not devices:
+        raise ValueError("`devices` is empty.")
+    if vmap_size == "auto":
+        vmap_size = 1 if devices[0].platform == "cpu" else None
+    elif vmap_size is not None and vmap_size < 1:
+        raise ValueError(f"`vmap_size` must be None or >= 1, got {vmap_size}.")
+    return Placement(Mesh(np.asarray(devices), (_AXIS,)), vmap_size)
+
+
+def solve_chunk(
+    placement: Placement,
+    metric: AbstractMetric,
+    starts: jax.Array,
+    ends: jax.Array,
+    init_params: jax.Array | None,
+    solver: AbstractCurveSolver | None,
+    options: tuple,
+) -> dict[str, np.ndarray]:
+    """Solve one chunk of pairs (`starts`, `ends` and `init_params` sharded by
+    `placement.shard`, `metric` by `placement.replicate`) and return its
+    `lengths`, `converged`, `num_steps` and curve `params` on the host."""
+    out = _solve_chunk(
+        metric,
+        starts,
+        ends,
+        init_params,
+        solver,
+        options,
+        placement.mesh,
+        placement.vmap_size,
+    )
+    return dict(
+        lengths=_to_host(out.length),
+        converged=_to_host(out.converged),
+        num_steps=_to_host(out.num_steps),
+        params=_to_host(out.curve.params),
+    )
+
+
+@eqx.filter_jit
+def _solve_chunk(
+    metric, starts, ends, init_params, solver, options, mesh, vmap_size
+) -> GeodesicResult:
+    """The shards run SPMD on every device of `mesh` (`jax.shard_map`); each
+    device loops until its own pairs converge, without waiting for the others.
+    Within a shard, groups of `vmap_size` pairs are solved in lockstep under
+    `jax.vmap` (all of them if `None`), one group after the other
+    (`jax.lax.map`)."""
+    dynamic, static = eqx.partition(metric, eqx.is_array)
+
+    def solve_shard(dynamic, starts, ends, init_params):
+        local_metric = eqx.combine(dynamic, static)
+
+        def solve(z0, z1, params):
+            init = None if params is None else CubicSpline(z0, z1, params)
+            return geodesic(
+                local_metric,
+                z0,
+                z1,
+                init=init,
+                solver=solver,
+                throw=False,
+                **dict(options),
+            )
+
+        if vmap_size is None:
+            in_axes = (0, 0, None if init_params is None else 0)
+            return jax.vmap(solve, in_axes=in_axes)(starts, ends, init_params)
+        # One pair at a time keeps `lax.cond` a branch, not a `select` of both.
+        group = None if vmap_size == 1 else vmap_size
+        pairs = (starts, ends, init_params)
+        return jax.lax.map(lambda args: solve(*args), pairs, batch_size=group)
+
+    pairs = PartitionSpec(_AXIS)
+    return jax.shard_map(
+        solve_shard,
+        mesh=mesh,
+        in_specs=(PartitionSpec(), pairs, pairs, pairs),
+        out_specs=pairs,
+        check_vma=False,
+    )(dynamic, starts, ends, init_params)
+
+
+def _global_array(x, sharding: NamedSharding) -> jax.Array:
+    """`x` as an array laid out by `sharding`; each process supplies only the
+    shards of its own devices, so this works across hosts too."""
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))

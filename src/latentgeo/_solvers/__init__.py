@@ -1,0 +1,14 @@
+"""Curve solvers: one protocol, one loop; strategies for `geodesic(..., solver=)`."""
+
+from ._base import (
+    RESULTS as RESULTS,
+    AbstractCurveSolver as AbstractCurveSolver,
+    AbstractIterativeSolver as AbstractIterativeSolver,
+    Evaluation as Evaluation,
+    Minimisation as Minimisation,
+)
+from ._compose import WarmStart as WarmStart
+from ._default import AutoSolver as AutoSolver, Escalating as Escalating
+from ._iterate import iterative_solve as iterative_solve
+from ._levenberg_marquardt import LevenbergMarquardt as LevenbergMarquardt
+from ._optax import OptaxSolver as OptaxSolver

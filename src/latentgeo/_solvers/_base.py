@@ -1,0 +1,116 @@
+"""The solver protocol: strategies that minimise a curve objective.
+
+Modelled on optimistix: an iterative solver supplies `init`, `step` and
+`terminate`, and one loop ([`iterative_solve`][latentgeo._solvers._iterate])
+runs them inside `jax.lax.while_loop`, keeping the bookkeeping (best iterate,
+step and evaluation counts, outcome) in one place.
+"""
+
+import abc
+from typing import Generic, TypeVar
+
+import equinox as eqx
+from jaxtyping import Array, Bool, Float, Int, PyTree
+
+from .._objective import AbstractCurveObjective
+
+
+class RESULTS(eqx.Enumeration):
+    """Outcome of a geodesic solve; `GeodesicResult.result` holds one."""
+
+    successful = ""
+    max_steps_reached = (
+        "The solver reached `max_steps` before its convergence test passed. "
+        "Raise `max_steps`, loosen the solver's `rtol`, or start from a better "
+        "curve (`init=`)."
+    )
+    stagnated = (
+        "No step lowered the energy any more, but the convergence test had not "
+        "passed: the energy is too flat or too noisy at this precision. Try "
+        "float64 (`jax.config.update('jax_enable_x64', True)`) or another solver."
+    )
+    nonfinite = (
+        "The curve energy became NaN or infinite. Check that the decoder is "
+        "finite near the end points and along the curve."
+    )
+
+
+class Minimisation(eqx.Module):
+    """What a solver returns: the best parameters it saw and how it got there.
+
+    **Attributes:**
+
+    - `params`: the parameters with the lowest objective value seen.
+    - `value`: the objective at `params`, a scalar (NaN if no finite value was
+      seen).
+    - `num_steps`: iterations taken, an int scalar.
+    - `num_evaluations`: evaluations of the objective with its derivatives
+      (value and gradient, or value and point Jacobians) on the whole curve.
+    - `result`: a [`RESULTS`][latentgeo.RESULTS] item.
+    """
+
+    params: PyTree
+    value: Float[Array, ""]
+    num_steps: Int[Array, ""]
+    num_evaluations: Int[Array, ""]
+    result: RESULTS
+
+
+class Evaluation(eqx.Module):
+    """A point an iterative solver evaluated, for the loop's best-iterate record.
+
+    **Attributes:**
+
+    - `params`: the parameters evaluated.
+    - `value`: the objective there (`inf` if nothing was evaluated).
+    - `num_evaluations`: evaluations spent on it (line-search trials included).
+    """
+
+    params: PyTree
+    value: Float[Array, ""]
+    num_evaluations: Int[Array, ""]
+
+
+class AbstractCurveSolver(eqx.Module):
+    """A strategy that minimises a curve objective over spline parameters; pass
+    one as `geodesic(..., solver=)`."""
+
+    @abc.abstractmethod
+    def minimise(
+        self, objective: AbstractCurveObjective, params: PyTree, max_steps: int
+    ) -> Minimisation:
+        """Minimise `objective` from `params` in at most `max_steps` iterations,
+        with every loop inside JAX."""
+
+
+_State = TypeVar("_State")
+
+
+class AbstractIterativeSolver(AbstractCurveSolver, Generic[_State]):
+    """A solver defined by one iteration: implement `init`, `step` and
+    `terminate`; `minimise` runs them in one `lax.while_loop`."""
+
+    @abc.abstractmethod
+    def init(
+        self, objective: AbstractCurveObjective, params: PyTree
+    ) -> tuple[_State, Evaluation]:
+        """The state before the first step, and what computing it evaluated."""
+
+    @abc.abstractmethod
+    def step(
+        self, objective: AbstractCurveObjective, params: PyTree, state: _State
+    ) -> tuple[PyTree, _State, Evaluation]:
+        """One iteration: the new parameters and state, and the point evaluated."""
+
+    @abc.abstractmethod
+    def terminate(
+        self, objective: AbstractCurveObjective, params: PyTree, state: _State
+    ) -> tuple[Bool[Array, ""], RESULTS]:
+        """Whether to stop, and the outcome if so (cheap: reads the state)."""
+
+    def minimise(
+        self, objective: AbstractCurveObjective, params: PyTree, max_steps: int
+    ) -> Minimisation:
+        from ._iterate import iterative_solve
+
+        return iterative_solve(self, objective, params, max_steps)

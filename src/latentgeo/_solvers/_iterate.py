@@ -1,0 +1,84 @@
+"""The one loop every iterative curve solver runs in."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jaxtyping import Array, Bool, Float, Int, PyTree
+
+from .._objective import AbstractCurveObjective
+from ._base import RESULTS, AbstractIterativeSolver, Evaluation, Minimisation
+
+
+class _Carry(eqx.Module):
+    params: PyTree
+    state: PyTree
+    best_params: PyTree
+    best_value: Float[Array, ""]
+    num_steps: Int[Array, ""]
+    num_evaluations: Int[Array, ""]
+
+
+def _record(carry_best, carry_value, evaluation: Evaluation):
+    better = evaluation.value < carry_value
+    best = jtu.tree_map(
+        lambda new, old: jnp.where(better, new, old), evaluation.params, carry_best
+    )
+    return best, jnp.where(better, evaluation.value, carry_value)
+
+
+def iterative_solve(
+    solver: AbstractIterativeSolver,
+    objective: AbstractCurveObjective,
+    params: PyTree,
+    max_steps: int,
+) -> Minimisation:
+    """Run `solver` on `objective` from `params` for at most `max_steps` steps.
+
+    Keeps the parameters with the lowest objective value of every point the
+    solver evaluated (first-order methods oscillate near the optimum), counts
+    steps and evaluations, and maps the solver's verdict to a `RESULTS` item:
+    the solver's own outcome when `terminate` says stop, else
+    `max_steps_reached`.
+    """
+    state, first = solver.init(objective, params)
+    dtype = jnp.result_type(*jtu.tree_leaves(params))
+    best_params, best_value = _record(params, jnp.array(jnp.inf, dtype), first)
+
+    def done(carry: _Carry) -> Bool[Array, ""]:
+        return solver.terminate(objective, carry.params, carry.state)[0]
+
+    def cond(carry: _Carry) -> Bool[Array, ""]:
+        return (carry.num_steps < max_steps) & ~done(carry)
+
+    def body(carry: _Carry) -> _Carry:
+        params, state, evaluation = solver.step(objective, carry.params, carry.state)
+        best, value = _record(carry.best_params, carry.best_value, evaluation)
+        return _Carry(
+            params=params,
+            state=state,
+            best_params=best,
+            best_value=value,
+            num_steps=carry.num_steps + 1,
+            num_evaluations=carry.num_evaluations + evaluation.num_evaluations,
+        )
+
+    init = _Carry(
+        params=params,
+        state=state,
+        best_params=best_params,
+        best_value=best_value,
+        num_steps=jnp.array(0),
+        num_evaluations=jnp.asarray(first.num_evaluations),
+    )
+    final = jax.lax.while_loop(cond, body, init)
+    stopped, verdict = solver.terminate(objective, final.params, final.state)
+    result = RESULTS.where(stopped, verdict, RESULTS.max_steps_reached)
+    value = jnp.where(jnp.isfinite(final.best_value), final.best_value, jnp.nan)
+    return Minimisation(
+        params=final.best_params,
+        value=value,
+        num_steps=final.num_steps,
+        num_evaluations=final.num_evaluations,
+        result=result,
+    )

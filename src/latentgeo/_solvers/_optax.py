@@ -1,0 +1,138 @@
+"""Gradient-based minimisation with any optax optimiser."""
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import optax
+from jaxtyping import Array, Bool, Float, Int, PyTree
+
+from .._objective import AbstractCurveObjective
+from ._base import RESULTS, AbstractIterativeSolver, Evaluation
+
+
+@functools.cache
+def shared_adam(learning_rate: float) -> optax.GradientTransformation:
+    """One `optax.adam` instance per learning rate: optimisers are static fields
+    of compiled solvers, hashed by identity, so building a fresh one per call
+    would recompile `geodesic` every time."""
+    return optax.adam(learning_rate)
+
+
+@functools.cache
+def shared_lbfgs() -> optax.GradientTransformation:
+    """The one `optax.lbfgs()` instance the library's solvers use."""
+    return optax.lbfgs()
+
+
+class _OptaxState(eqx.Module):
+    opt_state: PyTree
+    step: Int[Array, ""]
+    best_value: Float[Array, ""]
+    stalled: Int[Array, ""]
+    finite: Bool[Array, ""]
+
+
+class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
+    r"""Gradient-based minimisation with any optax optimiser.
+
+    Stops when the best objective value has not improved by more than
+    `rtol * |best| + atol` for `patience` consecutive iterations; the best
+    iterate seen is returned (first-order methods oscillate near the optimum).
+
+    **Arguments:**
+
+    - `optimiser`: an `optax.GradientTransformation`; default L-BFGS with a zoom
+      line search (`optax.lbfgs()`). Create it once and reuse it: it is part of
+      the compilation cache key, so a fresh instance per call recompiles.
+      Optimisers that need the objective (`optax.lbfgs`, line searches) receive
+      it through optax's extra arguments `value`, `grad`, `value_fn`.
+    - `rtol`, `atol`: the relative and absolute improvement that counts (1e-6, 0).
+    - `patience`: iterations without such improvement before stopping (5).
+    - `chord_units`: scale every update by the end points' distance
+      $\|z_1 - z_0\|$, so that a learning rate is a fraction of the chord
+      rather than a latent length: the same optimiser then behaves the same for
+      latent spaces of any scale (meant for fixed-step methods such as Adam).
+
+    For the paper's settings use
+    [`OptaxSolver.paper_adam`][latentgeo.OptaxSolver.paper_adam].
+    """
+
+    optimiser: optax.GradientTransformation = eqx.field(
+        static=True, default_factory=shared_lbfgs
+    )
+    rtol: float = eqx.field(static=True, default=1e-6)
+    atol: float = eqx.field(static=True, default=0.0)
+    patience: int = eqx.field(static=True, default=5)
+    chord_units: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        if self.patience < 1:
+            raise ValueError(f"`patience` must be >= 1, got {self.patience}.")
+        if self.rtol < 0 or self.atol < 0:
+            raise ValueError("`rtol` and `atol` must be non-negative.")
+
+    @classmethod
+    def paper_adam(cls) -> "OptaxSolver":
+        """The paper's optimiser: Adam, learning rate 0.01, stop after 100 steps
+        without an energy improvement above 1e-4 (relative)."""
+        return cls(shared_adam(1e-2), rtol=1e-4, patience=100)
+
+    def _optimiser(self) -> optax.GradientTransformationExtraArgs:
+        return optax.with_extra_args_support(self.optimiser)
+
+    def init(
+        self, objective: AbstractCurveObjective, params: PyTree
+    ) -> tuple[_OptaxState, Evaluation]:
+        dtype = jnp.result_type(*jtu.tree_leaves(params))
+        state = _OptaxState(
+            opt_state=self._optimiser().init(params),
+            step=jnp.array(0),
+            best_value=jnp.array(jnp.inf, dtype),
+            stalled=jnp.array(0),
+            finite=jnp.array(True),
+        )
+        return state, Evaluation(params, jnp.array(jnp.inf, dtype), jnp.array(0))
+
+    def step(
+        self, objective: AbstractCurveObjective, params: PyTree, state: _OptaxState
+    ) -> tuple[PyTree, _OptaxState, Evaluation]:
+        optimiser = self._optimiser()
+        fn = jtu.Partial(objective, step=state.step)
+        if optax.tree.get(state.opt_state, "value") is not None:
+            value, grad = optax.value_and_grad_from_state(fn)(
+                params, state=state.opt_state
+            )
+        else:
+            value, grad = jax.value_and_grad(fn)(params)
+        # optax's internals mix Python floats and int32 step counts; keep them
+        # working when a user runs JAX with strict dtype promotion.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = optimiser.update(
+                grad, state.opt_state, params, value=value, grad=grad, value_fn=fn
+            )
+        threshold = self.rtol * jnp.abs(state.best_value) + self.atol
+        improved = value < state.best_value - threshold
+        searches = optax.tree.get(opt_state, "num_linesearch_steps")
+        evaluations = 1 if searches is None else jnp.maximum(searches, 1)
+        new_state = _OptaxState(
+            opt_state=opt_state,
+            step=state.step + 1,
+            best_value=jnp.minimum(value, state.best_value),
+            stalled=jnp.where(improved, 0, state.stalled + 1),
+            finite=jnp.isfinite(value),
+        )
+        evaluation = Evaluation(params, value, jnp.asarray(evaluations, jnp.int32))
+        if self.chord_units:
+            chord = jnp.linalg.norm(objective.z1 - objective.z0)
+            updates = jtu.tree_map(lambda u: chord * u, updates)
+        return optax.apply_updates(params, updates), new_state, evaluation
+
+    def terminate(
+        self, objective: AbstractCurveObjective, params: PyTree, state: _OptaxState
+    ) -> tuple[Bool[Array, ""], RESULTS]:
+        patient = state.stalled >= self.patience
+        result = RESULTS.where(state.finite, RESULTS.successful, RESULTS.nonfinite)
+        return patient | ~state.finite, result

@@ -1,0 +1,306 @@
+r"""Starting curves of many geodesic solves: strategies passed as
+`pairwise_geodesics(..., init=)`.
+
+A start prepares, once per run, one or more *sources* of starting curves; each
+source gives, for a chunk of pairs, the spline parameters to start from (or
+`None` for the straight line). The driver solves every pair once per source and
+keeps the shortest curve, so combining starts is
+[`ShortestOf`][latentgeo.ShortestOf] and nothing else.
+"""
+
+import abc
+import functools
+import warnings
+from collections.abc import Callable
+
+import equinox as eqx
+import numpy as np
+from jaxtyping import ArrayLike, Float, Int
+
+from ._curve import CubicSpline
+from ._graph import GraphPaths, graph_paths
+from ._metric import AbstractMetric
+
+CurveSource = Callable[[np.ndarray, np.ndarray, np.ndarray], ArrayLike | None]
+"""`source(ids, rows, cols)`: starting spline parameters `(B, n + 1, d)` for the
+pairs `ids` (rows of the run's `pairs`) joining `points[rows]` to
+`points[cols]`, or `None` for straight lines."""
+
+
+class AbstractStart(eqx.Module):
+    """How [`pairwise_geodesics`][latentgeo.pairwise_geodesics] chooses each
+    pair's starting curve."""
+
+    @abc.abstractmethod
+    def sources(
+        self,
+        metric: AbstractMetric,
+        points: Float[np.ndarray, "N d"],
+        pairs: Int[np.ndarray, "M 2"],
+        num_segments: int,
+        progress: bool,
+    ) -> list[CurveSource]:
+        """Prepare a run over `pairs` of `points` (e.g. build a graph) and return
+        one `CurveSource` per solve each pair gets.
+
+        **Raises:** `ValueError` if the start does not fit the run."""
+
+
+def _straight(ids, rows, cols) -> None:
+    return None
+
+
+class StraightStart(AbstractStart):
+    """Start every pair from the straight line between its points (the default).
+
+    The curve solver then finds the nearest local geodesic: cheap, and right for
+    nearly all pairs; where the straight line cuts across a region of high
+    uncertainty a shorter geodesic around it may exist, which
+    [`GraphStart`][latentgeo.GraphStart] finds.
+
+    **Example:**
+
+    ```python
+    lg.pairwise_distances(metric, Z, init=lg.StraightStart())
+    ```
+    """
+
+    def sources(
+        self, metric, points, pairs, num_segments, progress
+    ) -> list[CurveSource]:
+        return [_straight]
+
+
+def _as_extra_points(extra_points):
+    if extra_points is None:
+        return None
+    extra_points = np.asarray(extra_points)
+    if np.issubdtype(extra_points.dtype, np.floating):
+        return extra_points
+    return extra_points.astype(float)
+
+
+class GraphStart(AbstractStart):
+    """Start every pair from its shortest path in a k-nearest-neighbour graph
+    whose edges are weighted by their metric length (Arvanitidis et al. 2019).
+
+    The graph ([`graph_paths`][latentgeo.graph_paths]) is built once per run over
+    the query points and any `extra_points`; each pair's path, resampled at
+    uniform graph arc length, is fitted by a cubic spline
+    ([`GraphPaths.init_curves`][latentgeo.GraphPaths.init_curves]). A path
+    follows the data and can lead the solver to a shorter geodesic than the
+    straight start finds. Pairs that no path of finite edges joins start from
+    the straight line. The graph's distances alone are
+    [`pairwise_graph_estimate`][latentgeo.pairwise_graph_estimate].
+
+    **Arguments:**
+
+    - `neighbours`: $k$, nearest neighbours per node (10).
+    - `extra_points`: optional `(E, d)` further graph nodes, e.g. the training
+      codes, so that paths can follow the data between sparse query points.
+    - `edge_points`: points per edge at which its length is measured (8).
+
+    **Example:**
+
+    ```python
+    start = lg.GraphStart(neighbours=10, extra_points=train_codes)
+    D = lg.pairwise_distances(metric, Z, init=start)
+    ```
+    """
+
+    neighbours: int = eqx.field(static=True, default=10)
+    extra_points: Float[np.ndarray, "E d"] | None = eqx.field(
+        default=None, converter=_as_extra_points
+    )
+    edge_points: int = eqx.field(static=True, default=8)
+
+    def __check_init__(self):
+        if self.neighbours < 1:
+            raise ValueError(f"`neighbours` must be >= 1, got {self.neighbours}.")
+        if self.edge_points < 2:
+            raise ValueError(f"`edge_points` must be >= 2, got {self.edge_points}.")
+        if self.extra_points is not None and self.extra_points.ndim != 2:
+            raise ValueError(
+                f"`extra_points` has shape {self.extra_points.shape}, expected (E, d)."
+            )
+
+    def graph(
+        self, metric: AbstractMetric, points: Float[ArrayLike, "N d"], progress: bool
+    ) -> GraphPaths:
+        """The graph over `points` and `extra_points`."""
+        return graph_paths(
+            metric,
+            points,
+            neighbours=self.neighbours,
+            extra_points=self.extra_points,
+            edge_points=self.edge_points,
+            progress=progress,
+        )
+
+    def sources(
+        self, metric, points, pairs, num_segments, progress
+    ) -> list[CurveSource]:
+        graph = self.graph(metric, points, progress)
+        return [functools.partial(_graph_curves, graph, num_segments)]
+
+
+def _graph_curves(graph: GraphPaths, num_segments: int, ids, rows, cols):
+    return graph.init_curves(rows, cols, num_segments).params
+
+
+class ShortestOf(AbstractStart):
+    """Solve every pair from each of several starts and keep the shortest curve.
+
+    Costs one solve per start; `PairwiseResult.num_steps` counts them all. A
+    start whose curve meets NaN or inf loses to any finite one.
+
+    **Arguments:**
+
+    - `*starts`: two or more [`AbstractStart`][latentgeo.AbstractStart]s.
+
+    **Example:**
+
+    ```python
+    init = lg.ShortestOf(lg.StraightStart(), lg.GraphStart(extra_points=codes))
+    result = lg.pairwise_geodesics(metric, Z, init=init)
+    ```
+    """
+
+    starts: tuple[AbstractStart, ...]
+
+    def __init__(self, *starts: AbstractStart):
+        self.starts = starts
+
+    def __check_init__(self):
+        if len(self.starts) < 2:
+            raise ValueError(
+                f"`ShortestOf` needs at least two starts, got {len(self.starts)}."
+            )
+        for start in self.starts:
+            if not isinstance(start, AbstractStart):
+                raise TypeError(
+                    "`ShortestOf` takes starts such as `lg.StraightStart()` or "
+                    f"`lg.GraphStart()`, got {type(start).__name__}."
+                )
+
+    def sources(
+        self, metric, points, pairs, num_segments, progress
+    ) -> list[CurveSource]:
+        return [
+            source
+            for start in self.starts
+            for source in start.sources(metric, points, pairs, num_segments, progress)
+        ]
+
+
+class GivenCurves(AbstractStart):
+    """Start each pair from a curve of your own, e.g. the result of an earlier
+    run (`init=result.curves`) or of another method.
+
+    Passing a batched `CubicSpline` as `init=` is short for `GivenCurves(it)`.
+
+    **Arguments:**
+
+    - `curves`: a [`CubicSpline`][latentgeo.CubicSpline] batched over the run's
+      `M` pairs (every field with a leading axis `M`), in the order of `pairs`
+      (by default `numpy.triu_indices(N, 1)`); curve `m` must join the points
+      of pair `m`. Its number of segments is the run's `num_segments`.
+
+    **Example:**
+
+    ```python
+    first = lg.pairwise_geodesics(metric, Z, max_steps=100)
+    again = lg.pairwise_geodesics(metric, Z, init=lg.GivenCurves(first.curves))
+    ```
+    """
+
+    curves: CubicSpline
+
+    def sources(
+        self, metric, points, pairs, num_segments, progress
+    ) -> list[CurveSource]:
+        params = np.asarray(self.curves.params)
+        count = params.shape[0] if params.ndim == 3 else 0
+        if count != len(pairs):
+            raise ValueError(
+                f"`init` holds {count} curves, expected a CubicSpline batched over "
+                f"the {len(pairs)} pairs."
+            )
+        if self.curves.num_segments != num_segments:
+            raise ValueError(
+                f"The given curves have {self.curves.num_segments} segments, but "
+                f"`num_segments` is {num_segments}."
+            )
+        for name, ends, index in (
+            ("z0", self.curves.z0, pairs[:, 0]),
+            ("z1", self.curves.z1, pairs[:, 1]),
+        ):
+            close = np.isclose(np.asarray(ends), points[index], rtol=1e-5, atol=1e-6)
+            wrong = np.flatnonzero(~np.all(close, axis=1))
+            if wrong.size:
+                raise ValueError(
+                    f"The given curves {wrong[:10].tolist()} have a `{name}` other "
+                    "than their pair's point."
+                )
+        return [lambda ids, rows, cols: params[ids]]
+
+
+_LEGACY = ("graph_neighbours", "graph_points", "refine")
+
+
+def resolve_start(init, options: dict) -> tuple[AbstractStart, GraphStart | None]:
+    """The start `init` stands for: `None` is the straight line, a `CubicSpline`
+    the given curves. Translates the deprecated `init="straight"|"graph"|"best"`
+    with `graph_neighbours`, `graph_points` and `refine` (popped from `options`),
+    with a `DeprecationWarning`. Returns `(start, estimate)`: `estimate` is the
+    graph whose estimate alone is asked (`refine=False`), else `None`."""
+    legacy = {name: options.pop(name) for name in _LEGACY if name in options}
+    if not isinstance(init, str) and not legacy:
+        if init is None:
+            return StraightStart(), None
+        if isinstance(init, CubicSpline):
+            return GivenCurves(init), None
+        if not isinstance(init, AbstractStart):
+            raise TypeError(
+                "`init` must be a start such as `lg.GraphStart()` or a CubicSpline, "
+                f"got {type(init).__name__}."
+            )
+        return init, None
+    if isinstance(init, str) and init not in ("straight", "graph", "best"):
+        raise ValueError(
+            "`init` must be a start such as `lg.GraphStart()` or a CubicSpline, "
+            f"got {init!r}."
+        )
+    if isinstance(init, AbstractStart | CubicSpline):
+        raise TypeError(
+            f"{', '.join(f'`{name}`' for name in legacy)} cannot be combined with "
+            f"`init={type(init).__name__}(...)`: pass the graph's options to "
+            "`lg.GraphStart(neighbours=..., extra_points=...)`."
+        )
+    graph = GraphStart(
+        neighbours=legacy.get("graph_neighbours", 10),
+        extra_points=legacy.get("graph_points"),
+    )
+    start = {
+        None: StraightStart(),
+        "straight": StraightStart(),
+        "graph": graph,
+        "best": ShortestOf(StraightStart(), graph),
+    }[init]
+    refine = legacy.get("refine", True)
+    if not refine and init not in ("graph", "best"):
+        raise ValueError(
+            "`refine=False` returns the graph estimate: use "
+            "`lg.pairwise_graph_estimate(metric, points, lg.GraphStart(...))`."
+        )
+    warnings.warn(
+        "`init='straight'|'graph'|'best'`, `graph_neighbours`, `graph_points` and "
+        "`refine` are deprecated and will be removed in the next release: pass "
+        "`init=lg.StraightStart()`, `lg.GraphStart(neighbours=..., "
+        "extra_points=...)` or `lg.ShortestOf(lg.StraightStart(), "
+        "lg.GraphStart(...))`, and use `lg.pairwise_graph_estimate` for "
+        "`refine=False`.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return start, (None if refine else graph)

@@ -1,0 +1,174 @@
+"""Starting-curve strategies of `pairwise_geodesics`, and the deprecated
+option strings they replace."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import latentgeo as lg
+from helpers import Linear
+
+LINEAR = lg.PullbackMetric(Linear(jnp.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]])))
+
+
+def _points(n, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 2)).astype(np.float32)
+
+
+class Obstacles(lg.AbstractTensorMetric):
+    """A conformal metric with a tall bump at the origin and a mild hill below
+    it: between `(-1.5, -0.1)` and `(1.5, -0.1)` there are two local geodesics,
+    over the bump (shorter) and under it (longer, but the one a straight start
+    slides into)."""
+
+    latent_dim: int = 2
+
+    def tensor(self, z):
+        bump = 40.0 * jnp.exp(-jnp.sum(z**2) / (2 * 0.3**2))
+        hill = 2.0 * jnp.exp(-jnp.sum((z - jnp.array([0.0, -0.9])) ** 2) / (2 * 0.5**2))
+        return (1.0 + bump + hill) * jnp.eye(2, dtype=z.dtype)
+
+
+def test_graph_start_finds_the_shorter_geodesic_and_shortest_of_keeps_it():
+    metric = Obstacles()
+    points = np.array([[-1.5, -0.1], [1.5, -0.1]], np.float32)
+    grid = np.linspace(-2.0, 2.0, 9, dtype=np.float32)
+    extra = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
+    graph_start = lg.GraphStart(neighbours=6, extra_points=extra)
+    options = dict(num_segments=8, max_steps=300, progress=False)
+    straight = lg.pairwise_geodesics(metric, points, **options)
+    graph = lg.pairwise_geodesics(metric, points, init=graph_start, **options)
+    times = jnp.linspace(0.0, 1.0, 101)
+    below = straight.curve_of(0, 1)(times)[:, 1].mean()
+    above = graph.curve_of(0, 1)(times)[:, 1].mean()
+    assert below < 0 < above
+    assert graph.distances[0, 1] < 0.97 * straight.distances[0, 1]
+    best = lg.pairwise_geodesics(
+        metric, points, init=lg.ShortestOf(lg.StraightStart(), graph_start), **options
+    )
+    np.testing.assert_allclose(best.distances, graph.distances, rtol=1e-6)
+    assert best.num_steps[0] == straight.num_steps[0] + graph.num_steps[0]
+    estimate = lg.pairwise_graph_estimate(
+        metric, points, graph_start, num_segments=8, progress=False
+    )
+    # Refining shortens the graph path, which is already on the right side.
+    assert graph.distances[0, 1] <= estimate.distances[0, 1] * (1 + 1e-3)
+    assert estimate.curve_of(0, 1)(times)[:, 1].mean() > 0
+
+
+def test_graph_start_any_batch_size_and_checkpoint(tmp_path):
+    ensemble = lg.EnsembleDecoder.init(
+        lambda k: eqx.nn.MLP(2, 4, 8, 1, activation=jnp.tanh, key=k),
+        3,
+        key=jax.random.key(0),
+    )
+    metric = lg.ExpectedMetric(ensemble)
+    points = _points(7, seed=3)
+    options = dict(init=lg.GraphStart(neighbours=3), progress=False, num_points=16)
+    small = lg.pairwise_geodesics(metric, points, batch_size=4, **options)
+    large = lg.pairwise_geodesics(metric, points, batch_size=32, **options)
+    np.testing.assert_allclose(small.distances, large.distances, rtol=1e-5)
+    assert np.allclose(small.distances, small.distances.T)
+    assert np.all(np.diag(small.distances) == 0)
+    path = tmp_path / "graph.npz"
+    first = lg.pairwise_geodesics(
+        metric, points, batch_size=4, checkpoint=path, **options
+    )
+    again = lg.pairwise_geodesics(
+        metric, points, batch_size=4, checkpoint=path, **options
+    )
+    np.testing.assert_array_equal(first.distances, again.distances)
+    for other in (lg.StraightStart(), lg.GraphStart(neighbours=4)):
+        with pytest.raises(ValueError, match=r"\(changed: starts\)"):
+            lg.pairwise_geodesics(
+                metric, points, checkpoint=path, **{**options, "init": other}
+            )
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (dict(init="straight"), lg.StraightStart()),
+        (dict(init="graph", graph_neighbours=3), lg.GraphStart(neighbours=3)),
+        (
+            dict(init="best", graph_neighbours=3, graph_points=_points(3, seed=9)),
+            lg.ShortestOf(
+                lg.StraightStart(),
+                lg.GraphStart(neighbours=3, extra_points=_points(3, seed=9)),
+            ),
+        ),
+    ],
+)
+def test_old_spellings_warn_and_run_the_same(tmp_path, old, new):
+    points = _points(4)
+    path = tmp_path / "run.npz"
+    options = dict(progress=False, max_steps=50, checkpoint=path)
+    with pytest.warns(DeprecationWarning, match="GraphStart"):
+        before = lg.pairwise_geodesics(LINEAR, points, **old, **options)
+    # The checkpoint is accepted: the new spelling describes the very same run.
+    after = lg.pairwise_geodesics(LINEAR, points, init=new, **options)
+    np.testing.assert_array_equal(before.distances, after.distances)
+
+
+def test_old_refine_false_is_the_graph_estimate():
+    points = _points(5)
+    with pytest.warns(DeprecationWarning, match="pairwise_graph_estimate"):
+        old = lg.pairwise_geodesics(
+            LINEAR, points, init="graph", graph_neighbours=3, refine=False
+        )
+    new = lg.pairwise_graph_estimate(
+        LINEAR, points, lg.GraphStart(neighbours=3), progress=False
+    )
+    np.testing.assert_array_equal(old.distances, new.distances)
+    np.testing.assert_array_equal(old.curves.params, new.curves.params)
+
+
+def test_given_curves_start_each_pair():
+    points = _points(3)
+    rows, cols = np.triu_indices(3, 1)
+    straight = jax.vmap(lambda a, b: lg.CubicSpline.straight(a, b, 5))(
+        jnp.asarray(points[rows]), jnp.asarray(points[cols])
+    )
+    # Bent starting curves relax to the straight geodesics of a linear decoder.
+    bent = eqx.tree_at(lambda c: c.params, straight, straight.params + 0.2)
+    result = lg.pairwise_geodesics(
+        LINEAR, points, init=lg.GivenCurves(bent), progress=False
+    )
+    diff = points[:, None] - points[None]
+    exact = np.linalg.norm(diff @ np.asarray(LINEAR.decoder.matrix).T, axis=-1)
+    np.testing.assert_allclose(result.distances, exact, rtol=1e-4, atol=1e-6)
+    assert result.curves.num_segments == 5
+    with pytest.raises(ValueError, match="expected a CubicSpline batched over"):
+        lg.pairwise_geodesics(LINEAR, _points(4), init=bent, progress=False)
+    with pytest.raises(ValueError, match="segments"):
+        lg.pairwise_geodesics(LINEAR, points, init=bent, num_segments=6)
+    moved = eqx.tree_at(lambda c: c.z1, bent, bent.z1.at[1].add(0.5))
+    with pytest.raises(ValueError, match=r"curves \[1\] have a `z1`"):
+        lg.pairwise_geodesics(LINEAR, points, init=moved, progress=False)
+
+
+def test_bad_starts():
+    with pytest.raises(ValueError, match="neighbours"):
+        lg.GraphStart(neighbours=0)
+    with pytest.raises(ValueError, match="edge_points"):
+        lg.GraphStart(edge_points=1)
+    # Depending on its version, jaxtyping checks the annotation first.
+    with pytest.raises((TypeError, ValueError), match="extra_points"):
+        lg.GraphStart(extra_points=np.zeros(3))
+    with pytest.raises(ValueError, match="at least two"):
+        lg.ShortestOf(lg.StraightStart())
+    with pytest.raises(TypeError, match="ShortestOf"):
+        lg.ShortestOf(lg.StraightStart(), "graph")
+    points = _points(4)
+    with pytest.raises(ValueError, match="'curvy'"):
+        lg.pairwise_distances(LINEAR, points, init="curvy", progress=False)
+    with pytest.raises(TypeError, match="init"):
+        lg.pairwise_distances(LINEAR, points, init=3, progress=False)
+    with pytest.raises(TypeError, match="GraphStart"):
+        lg.pairwise_distances(
+            LINEAR, points, init=lg.GraphStart(), graph_neighbours=3, progress=False
+        )
+    with pytest.raises(ValueError, match="pairwise_graph_estimate"):
+        lg.pairwise_distances(LINEAR, points, refine=False, progress=False)
