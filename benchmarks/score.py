@@ -71,10 +71,11 @@ def _geodesic(**options):
 
 
 METHODS = {
-    "default": Method(_geodesic()),
-    "warmstart": Method(_geodesic(solver=lg.WarmStart())),
+    "default": Method(_geodesic()),  # lg.AutoSolver()
+    "warmstart": Method(_geodesic(solver=lg.WarmStart())),  # the 0.1 default
     "lbfgs": Method(_geodesic(solver=lg.OptaxSolver())),
-    "lm": Method(_geodesic(solver=lg.LevenbergMarquardt())),
+    "lm": Method(_geodesic(solver=lg.LevenbergMarquardt())),  # with secant term
+    "lm-plain": Method(_geodesic(solver=lg.LevenbergMarquardt(secant=False))),
 }
 # Every method also from the graph start, as `<name>@graph`.
 METHODS |= {
