@@ -76,6 +76,20 @@ METHODS = {
     "lbfgs": Method(_geodesic(solver=lg.OptaxSolver())),
     "lm": Method(_geodesic(solver=lg.LevenbergMarquardt())),  # with secant term
     "lm-plain": Method(_geodesic(solver=lg.LevenbergMarquardt(secant=False))),
+    # The escalation's budget for the fast attempt (the default's is 20).
+    "default-f30": Method(
+        _geodesic(solver=lg.AutoSolver(lg.Escalating(fast_steps=30)))
+    ),
+    "default-f40": Method(
+        _geodesic(solver=lg.AutoSolver(lg.Escalating(fast_steps=40)))
+    ),
+    # Finer curves: segments and energy points together.
+    "default-s20": Method(_geodesic(num_segments=20, num_points=128), 128),
+    "default-s32": Method(_geodesic(num_segments=32, num_points=256), 256),
+    "lm-s20": Method(
+        _geodesic(solver=lg.LevenbergMarquardt(), num_segments=20, num_points=128),
+        128,
+    ),
 }
 # Every method also from the graph start, as `<name>@graph`.
 METHODS |= {
