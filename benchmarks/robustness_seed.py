@@ -47,10 +47,12 @@ def time_seed(config, data, pairs, seed: int, geodesics: bool) -> dict:
         metric, *fit = _timed(robustness.fit_metric, method, config, data, vae, keys[2])
         parts = {"train": train, "fit": fit}
         if geodesics:
-            codes = np.asarray(robustness.lg.training.encode(vae.encoder, data.test))
-            z0, z1 = codes[pairs[:, 0]], codes[pairs[:, 1]]
+            codes, train_codes = (
+                np.asarray(robustness.lg.training.encode(vae.encoder, images))
+                for images in (data.test, data.train)
+            )
             _, *parts["geodesic"] = _timed(
-                robustness.measure_geodesics, config, metric, z0, z1
+                robustness.measure_geodesics, config, metric, codes, pairs, train_codes
             )
         record[method] = {
             "parts": parts,

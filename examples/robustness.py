@@ -8,13 +8,15 @@ The experiment of Syrota, Moreno-Muñoz & Hauberg (2024, sec. 5): for each seed,
 2. encode a fixed set of test-image pairs (the same images for every seed) with
    each model's encoder, and compute their geodesic distances under the
    ensemble's expected metric and under the RBF metric, both in pixel space
-   (decoder logits passed through a sigmoid);
+   (decoder logits passed through a sigmoid), with the library's default
+   solver from the straight line, or (`--starts shortest`) also from the path
+   through the model's training codes, keeping the shorter;
 3. write the seed's table to `OUTPUT/seed_XXX.npz` at once, so an interrupted
    run resumes by skipping finished seeds.
 
 Then each pair's coefficient of variation across seeds (CV = std / mean, sample
 std) per method, a one-sided paired t-test of CV_ensemble < CV_rbf, a histogram
-(`OUTPUT/cv_histogram.png`) and `OUTPUT/summary.json`.
+(`OUTPUT/cv_histogram.png`), `OUTPUT/summary.json` and a one-line summary.
 
 Run (see docs/robustness.md for timings):
 
@@ -32,13 +34,12 @@ import functools
 import json
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import Array
@@ -47,8 +48,9 @@ import latentgeo as lg
 from latentgeo._atomic import atomic_write
 
 METHODS = ("ensemble", "rbf")
-OUTCOMES = ("successful", "max_steps_reached", "stagnated", "nonfinite", "other")
-SOLVERS = ("lbfgs", "lm", "adam")
+OUTCOMES = ("converged", "not_converged", "nonfinite")
+SOLVERS = ("auto", "lbfgs", "lm", "adam")
+STARTS = ("straight", "shortest")
 DATASETS = ("digits", "mnist-subset", "mnist-idx")
 
 
@@ -72,7 +74,8 @@ class Config:
     max_epochs: int = 500
     patience: int = 15
     num_centers: int = 10
-    solver: str = "lbfgs"  # one of SOLVERS
+    solver: str = "auto"  # one of SOLVERS
+    starts: str = "straight"  # one of STARTS
     num_segments: int = 10
     num_points: int = 64
     max_steps: int = 1000
@@ -157,6 +160,8 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
 
 @functools.cache
 def _solver(name: str) -> lg.AbstractCurveSolver:
+    if name == "auto":
+        return lg.AutoSolver()
     if name == "lbfgs":
         return lg.OptaxSolver()
     if name == "lm":
@@ -164,32 +169,6 @@ def _solver(name: str) -> lg.AbstractCurveSolver:
     if name == "adam":
         return lg.OptaxSolver.paper_adam()
     raise ValueError(f"`solver` must be one of {SOLVERS}, got {name}.")
-
-
-@eqx.filter_jit
-def _geodesics(metric, z0, z1, solver, num_segments, num_points, max_steps):
-    """Lengths, iterations and outcomes (indices into `OUTCOMES`) of the geodesics
-    `z0[p] -> z1[p]`, solved one after another by `lax.map` in one compiled loop
-    (under `vmap` every branch of L-BFGS's line search would run)."""
-
-    def one(ends):
-        result = lg.geodesic(
-            metric,
-            ends[0],
-            ends[1],
-            solver=solver,
-            num_segments=num_segments,
-            num_points=num_points,
-            max_steps=max_steps,
-            throw=False,
-        )
-        known = jnp.stack(
-            [result.result == getattr(lg.RESULTS, name) for name in OUTCOMES[:-1]]
-        )
-        outcome = jnp.where(jnp.any(known), jnp.argmax(known), len(OUTCOMES) - 1)
-        return result.length, result.num_steps, outcome
-
-    return jax.lax.map(one, (z0, z1))
 
 
 def _nearest_neighbour_accuracy(train_codes, train_labels, test_codes, test_labels):
@@ -270,31 +249,58 @@ def fit_metric(
     )
 
 
+def _start(name: str, train_codes: Array) -> lg.AbstractStart:
+    """The starting curves of `name` (one of `STARTS`)."""
+    if name == "straight":
+        return lg.StraightStart()
+    if name == "shortest":
+        return lg.ShortestOf(
+            lg.StraightStart(), lg.GraphStart(extra_points=train_codes)
+        )
+    raise ValueError(f"`starts` must be one of {STARTS}, got {name}.")
+
+
 def measure_geodesics(
-    config: Config, metric: lg.AbstractMetric, z0: Array, z1: Array
+    config: Config,
+    metric: lg.AbstractMetric,
+    codes: Array,
+    pairs: np.ndarray,
+    train_codes: Array,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The geodesics `z0[p] -> z1[p]` under `metric`: one call, the step of a seed
-    that another solver or driver replaces.
+    """The geodesics between the codes of `pairs` under `metric`, as one chunk of
+    `lg.pairwise_geodesics` (compiled once per metric and start, for all seeds).
 
     **Arguments:**
 
-    - `config`: the experiment's settings (solver, segments, points, steps).
+    - `config`: the experiment's settings (solver, starts, segments, points,
+      steps).
     - `metric`: the method's metric.
-    - `z0`, `z1`: `(P, d)` end points.
+    - `codes`: `(N, d)` the test codes.
+    - `pairs`: `(P, 2)` indices into `codes`.
+    - `train_codes`: `(M, d)` the training codes, nodes of the graph of the
+      `"shortest"` starts.
 
-    **Returns:** `(lengths, steps, outcomes)`, each `(P,)`; outcomes index
-    `OUTCOMES`.
+    **Returns:** `(lengths, steps, outcomes)`, each `(P,)`: the shortest length
+    over the starts, the solver iterations of all starts, and the outcome of
+    the shortest (an index into `OUTCOMES`).
     """
-    lengths, steps, outcomes = _geodesics(
-        metric,
-        z0,
-        z1,
-        _solver(config.solver),
-        config.num_segments,
-        config.num_points,
-        config.max_steps,
-    )
-    return np.asarray(lengths, np.float64), np.asarray(steps), np.asarray(outcomes)
+    with warnings.catch_warnings():  # the table records every pair's outcome
+        warnings.filterwarnings("ignore", r"\d+ of \d+ geodesics", RuntimeWarning)
+        result = lg.pairwise_geodesics(
+            metric,
+            codes,
+            pairs=pairs,
+            init=_start(config.starts, train_codes),
+            solver=_solver(config.solver),
+            batch_size=len(pairs),
+            progress=False,
+            num_segments=config.num_segments,
+            num_points=config.num_points,
+            max_steps=config.max_steps,
+        )
+    lengths = np.asarray(result.lengths, np.float64)
+    outcomes = np.where(result.pair_converged, 0, np.where(np.isnan(lengths), 2, 1))
+    return lengths, np.asarray(result.num_steps), outcomes
 
 
 def _timed(function, *args):
@@ -319,7 +325,8 @@ def run_seed(
 
     **Returns:** the seed's table: for `m` in `METHODS`, `m_distance`,
     `m_steps`, `m_outcome` (indices into `OUTCOMES`) and `m_euclidean` (the
-    latent straight-line distance), each `(P,)`; and scalars `m_epochs`,
+    latent straight-line distance), each `(P,)` as from `measure_geodesics`;
+    and scalars `m_epochs`,
     `m_best_epoch`, `m_validation_loss`, `m_nn_accuracy` (1-nearest-neighbour
     label accuracy of the test codes against the training codes), `m_seconds`
     (in all) with its parts `m_train_seconds`, `m_fit_seconds` (the metric and
@@ -342,7 +349,7 @@ def run_seed(
         )
         z0, z1 = test_codes[pairs[:, 0]], test_codes[pairs[:, 1]]
         (lengths, steps, outcomes), geodesic_seconds = _timed(
-            measure_geodesics, config, metric, z0, z1
+            measure_geodesics, config, metric, test_codes, pairs, train_codes
         )
         seconds = {
             "train": train_seconds,
@@ -583,13 +590,35 @@ def run(
             )
         )
     summary = analyse(output, config.num_seeds)
-    test = summary["t_test"]
-    log(
-        f"mean CV ensemble {summary['ensemble']['mean_cv']:.4f}, RBF "
-        f"{summary['rbf']['mean_cv']:.4f}; t = {test['t_statistic']}, one-sided "
-        f"p = {test['p_value']} over {test['pairs']} pairs; results in {output}"
-    )
+    log(f"{summary_line(config, summary)}; results in {output}")
     return summary
+
+
+def summary_line(config: Config, summary: dict) -> str:
+    """The run in one line, to set beside the paper's table: the setting, the
+    mean CVs, the t-test and the CVs of the latent straight-line distances.
+
+    **Arguments:**
+
+    - `config`: the experiment's settings.
+    - `summary`: from `analyse`.
+
+    **Returns:** the line; numbers to 4 significant digits.
+    """
+    test = summary["t_test"]
+    number = lambda x: "n/a" if x is None else f"{x:.4g}"  # noqa: E731
+    classes = ",".join(map(str, config.classes))
+    return (
+        f"{config.dataset} classes {classes}, d = {config.latent_dim}, "
+        f"K = {config.num_members}; solver {config.solver}, starts {config.starts}; "
+        f"{summary['seeds']} seeds, {test['pairs']} of {summary['pairs']} pairs: "
+        f"mean CV ensemble {number(summary['ensemble']['mean_cv'])}, "
+        f"RBF {number(summary['rbf']['mean_cv'])}; "
+        f"t = {number(test['t_statistic'])}, one-sided p = {number(test['p_value'])}; "
+        "straight-line CV ensemble "
+        f"{number(summary['ensemble']['mean_cv_of_latent_euclidean_distance'])}, "
+        f"RBF {number(summary['rbf']['mean_cv_of_latent_euclidean_distance'])}"
+    )
 
 
 def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path, bool]:
@@ -630,7 +659,8 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[Config, Path, bool]
     add("--epochs", dest="max_epochs", type=int, help="maximum epochs (500)")
     add("--patience", type=int, help="early-stopping patience in epochs (15)")
     add("--centers", dest="num_centers", type=int, help="RBF centres (10)")
-    add("--solver", choices=SOLVERS, help="lbfgs (default), lm or adam (the paper's)")
+    add("--solver", choices=SOLVERS, help="auto (default), lbfgs, lm or adam (paper)")
+    add("--starts", choices=STARTS, help="straight (default) or shortest (+ graph)")
     add("--segments", dest="num_segments", type=int, help="spline segments (10)")
     add("--points", dest="num_points", type=int, help="energy points per curve (64)")
     add("--max-steps", type=int, help="solver iteration cap (1000)")

@@ -13,6 +13,16 @@ def pytest_configure(config):
     )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_programs():
+    """Free each test module's compiled programs when it ends. Every XLA CPU
+    executable holds a few memory mappings; the whole suite compiles enough of
+    them to pass Linux's limit of 65,530 mappings per process, where the next
+    compilation fails with a segmentation fault."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture
 def getkey():
     """A fresh PRNG key per call, deterministic per test."""

@@ -25,6 +25,21 @@ def test_init_gives_distinct_members(getkey):
     assert float(jnp.min(jnp.std(outputs, axis=0))) > 0
 
 
+def test_init_compiles_once_per_member_builder(getkey):
+    # Initialising an architecture again (another seed) reuses the compilation:
+    # the builder is traced once, however many ensembles it makes.
+    traces = []
+
+    def make_member(key):
+        traces.append(None)
+        return eqx.nn.MLP(2, 3, 5, 1, key=key)
+
+    first = lg.EnsembleDecoder.init(make_member, 3, key=getkey())
+    second = lg.EnsembleDecoder.init(make_member, 3, key=getkey())
+    assert len(traces) == 1
+    assert not eqx.tree_equal(first.params, second.params)
+
+
 def test_statistics_match_numpy(getkey):
     ens = lg.EnsembleDecoder.init(small_mlp, 5, key=getkey())
     z = jnp.array([0.1, 0.9])

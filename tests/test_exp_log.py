@@ -45,8 +45,10 @@ def test_log_on_the_sphere_is_the_closed_form(metric, options, angle):
     np.testing.assert_allclose(estimate, truth, rtol=0, atol=1e-2 * distance)
     # The estimate's norm is the boundary-value length, the great-circle distance.
     np.testing.assert_allclose(metric.norm(z0, estimate), distance, rtol=2e-4)
+    # Shooting: float32 integration error, up to a few 1e-5 across jax and
+    # diffrax versions, 200x below the boundary-value bound.
     refined = lg.log_map(metric, z0, z1, shooting=lg.Shooting(), **options)
-    np.testing.assert_allclose(refined, truth, rtol=0, atol=1e-5 * distance)
+    np.testing.assert_allclose(refined, truth, rtol=0, atol=5e-5 * distance)
 
 
 def test_default_geodesic_solver_gives_the_same_log():

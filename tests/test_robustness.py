@@ -1,5 +1,6 @@
 """The robustness experiment's machinery (examples/robustness.py) on a tiny setup:
-tables per seed, resuming, CVs and the t-test against independent computations."""
+tables per seed, resuming, CVs and the t-test against independent computations,
+the starts, the summary line."""
 
 import importlib.util
 import json
@@ -107,6 +108,47 @@ def test_resume_refuses_other_settings(run_dir):
     other = robustness.dataclasses.replace(TINY, num_pairs=4)
     with pytest.raises(ValueError, match="num_pairs, pairs"):
         robustness.run(other, output, progress=False, log=lambda line: None)
+    other = robustness.dataclasses.replace(TINY, starts="shortest")
+    with pytest.raises(ValueError, match=r"\(starts\)"):
+        robustness.run(other, output, progress=False, log=lambda line: None)
+
+
+def test_shortest_starts_are_no_longer_than_straight(run_dir):
+    """The same seed trains the same models; adding the graph start to the
+    straight one can only shorten each pair's geodesic."""
+    output, _, _ = run_dir
+    config = robustness.dataclasses.replace(TINY, starts="shortest")
+    data = robustness.load_data(config)
+    pairs = robustness.choose_pairs(len(data.test), config.num_pairs, 0)
+    shortest = robustness.run_seed(config, data, pairs, seed=0)
+    with np.load(output / "seed_000.npz") as straight:
+        for method in robustness.METHODS:
+            np.testing.assert_array_equal(
+                shortest[f"{method}_euclidean"], straight[f"{method}_euclidean"]
+            )
+            lengths = shortest[f"{method}_distance"]
+            assert np.all(np.isfinite(lengths)) and np.all(lengths > 0)
+            assert np.all(lengths <= straight[f"{method}_distance"] * (1 + 1e-6))
+            # The steps count both solves, the straight one among them.
+            steps = shortest[f"{method}_steps"]
+            assert np.all(steps >= straight[f"{method}_steps"])
+
+
+def test_summary_line_holds_the_summary(run_dir):
+    _, summary, lines = run_dir
+    line = lines[-1]
+    test = summary["t_test"]
+    assert line.startswith("digits classes 0,1,2, d = 2, K = 2; solver auto, ")
+    assert f"{summary['seeds']} seeds, {test['pairs']} of 3 pairs" in line
+    for value in (
+        summary["ensemble"]["mean_cv"],
+        summary["rbf"]["mean_cv"],
+        test["t_statistic"],
+        test["p_value"],
+        summary["ensemble"]["mean_cv_of_latent_euclidean_distance"],
+        summary["rbf"]["mean_cv_of_latent_euclidean_distance"],
+    ):
+        assert f" {value:.4g}" in line
 
 
 def test_cv_and_t_test_match_independent_computation(run_dir):
@@ -152,6 +194,7 @@ def test_pairs_are_fixed_distinct_and_ordered():
 def test_presets_and_overrides():
     config, output, progress = robustness.parse_config([])
     assert config == robustness.PRESETS["quick"]
+    assert (config.solver, config.starts) == ("auto", "straight")
     assert (config.dataset, config.num_seeds, config.num_pairs) == ("digits", 5, 30)
     assert output == Path("robustness-quick") and progress
     config, output, _ = robustness.parse_config(
@@ -165,5 +208,8 @@ def test_presets_and_overrides():
     assert config.classes == (3, 5) and config.num_members == 10
     assert config.hidden_sizes == (64, 128, 256, 512)
     assert output == Path("runs/a")
-    with pytest.raises(SystemExit):
-        robustness.parse_config(["--quick", "--full"])
+    config, _, _ = robustness.parse_config(["--solver", "lm", "--starts", "shortest"])
+    assert (config.solver, config.starts) == ("lm", "shortest")
+    for wrong in (["--quick", "--full"], ["--solver", "bfgs"], ["--starts", "graph"]):
+        with pytest.raises(SystemExit):
+            robustness.parse_config(wrong)

@@ -53,6 +53,12 @@ def _first_member(params: PyTree) -> PyTree:
     return jtu.tree_map(lambda x: x[0] if eqx.is_array(x) else x, params)
 
 
+@eqx.filter_jit
+def _init_members(make_member: Callable[[PRNGKeyArray], eqx.Module], keys):
+    """`make_member` vmapped over `keys`, compiled once per `make_member`."""
+    return eqx.filter_vmap(make_member)(keys)
+
+
 class EnsembleDecoder(eqx.Module):
     r"""An ensemble of $K$ decoders $f_1, \dots, f_K: \mathbb{R}^d \to \mathbb{R}^D$.
 
@@ -203,7 +209,7 @@ class EnsembleDecoder(eqx.Module):
         if num_members < 1:
             raise ValueError(f"`num_members` must be at least 1, got {num_members}.")
         keys = jax.random.split(key, num_members)
-        params = eqx.filter_jit(eqx.filter_vmap(make_member))(keys)
+        params = _init_members(make_member, keys)
         return cls(call_module, params, latent_dim=latent_dim)
 
     @classmethod

@@ -28,11 +28,11 @@ class Shooting(eqx.Module):
     step makes the end point jump wherever the accepted steps change, which
     stalls Newton's method on strongly curved metrics, while a fixed grid makes
     it a smooth function of $v$. [`exp_map`][latentgeo.exp_map] of the result
-    lands on `z1` up to that grid's error (measured on
-    [Moving in latent space](../moving.md)). The answer is accepted
-    only if the end point hits `z1` (a least-squares solver can also stop at a
-    non-zero minimum of the miss) and the geodesic it starts is as long as the
-    boundary-value one. Needs a twice-differentiable decoder, like
+    lands on `z1` up to that grid's error (measured on the
+    [performance page](../performance.md#exponential-and-logarithm-maps)). The
+    answer is accepted only if the end point hits `z1` (a least-squares solver
+    can also stop at a non-zero minimum of the miss) and the geodesic it starts
+    is as long as the boundary-value one. Needs a twice-differentiable decoder, like
     [`exp_map`][latentgeo.exp_map].
 
     **Arguments:**
@@ -170,9 +170,9 @@ def log_map(
     the geodesic's length, is the estimate (the spline's own speed at $t = 0$ is
     less accurate than its length). With `shooting=Shooting()`, a damped Newton
     method on [`exp_map`][latentgeo.exp_map] then makes $\exp_{z_0}(v) = z_1$
-    hold to the shooting tolerance. The accuracy of both is measured on
-    [Moving in latent space](../moving.md). Jit-compiled and `jax.vmap`-able
-    (use `throw=False` there).
+    hold to the shooting tolerance. The accuracy of both is measured on the
+    [performance page](../performance.md#exponential-and-logarithm-maps).
+    Jit-compiled and `jax.vmap`-able (use `throw=False` there).
 
     **Arguments:**
 

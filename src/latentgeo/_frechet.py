@@ -241,8 +241,8 @@ def frechet_mean(
     $\epsilon$ the machine epsilon and $r_0$ the RMS distance from the start: a
     precision floor, so that points that coincide (RMS distance zero) need no
     exact hit. The gradient is only as accurate as the logarithm maps (see
-    [Moving in latent space](../moving.md)), so `rtol` should stay above their
-    relative error. The fixed point $g = 0$ does not
+    the [performance page](../performance.md#exponential-and-logarithm-maps)),
+    so `rtol` should stay above their relative error. The fixed point $g = 0$ does not
     depend on the exponential map, which here only moves the iterate: for ReLU
     decoders (whose geodesic ODE sees straight lines) the mean is still right.
     Jit-compiled and `jax.vmap`-able (use `throw=False` there).

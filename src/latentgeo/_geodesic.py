@@ -157,9 +157,10 @@ def geodesic(
       with `CubicSpline.fit`); its number of segments replaces `num_segments`.
       Default: the straight line.
     - `solver`: an [`AbstractCurveSolver`][latentgeo.AbstractCurveSolver];
-      default [`WarmStart`][latentgeo.WarmStart], or the paper's Adam
-      ([`OptaxSolver.paper_adam`][latentgeo.OptaxSolver.paper_adam]) for a Monte
-      Carlo energy. How the solvers compare is measured on the
+      default [`AutoSolver`][latentgeo.AutoSolver], which chooses by the
+      objective's structure (and uses the paper's Adam,
+      [`OptaxSolver.paper_adam`][latentgeo.OptaxSolver.paper_adam], for a Monte
+      Carlo energy). How the solvers compare is measured on the
       [performance page](../performance.md).
     - `energy`: an energy strategy: [`ExpectedEnergy`][latentgeo.ExpectedEnergy]
       (default; the metric's own energy) or

@@ -220,7 +220,7 @@ def exp_path(
     - `solver`: a diffrax solver with an error estimate (default `Tsit5()`).
     - `rtol`, `atol`: the step-size controller's tolerances (1e-6); the end
       point's error follows them (measured on
-      [Moving in latent space](../moving.md)).
+      the [performance page](../performance.md#exponential-and-logarithm-maps)).
     - `max_steps`: cap on ODE steps (4096).
     - `throw`: raise if the integration fails; otherwise report it in `result`.
 

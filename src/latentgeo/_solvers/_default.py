@@ -65,12 +65,13 @@ class Escalating(AbstractCurveSolver):
       [`LevenbergMarquardt`][latentgeo.LevenbergMarquardt]).
     - `robust`: the second (30 Adam steps with a learning rate of 0.5% of the
       chord $\|z_1 - z_0\|$, then structured Levenberg–Marquardt).
-    - `fast_steps`: the fast solver's iteration budget (20).
+    - `fast_steps`: the fast solver's iteration budget (30; chosen on the
+      [performance page](../performance.md)).
     """
 
     fast: AbstractCurveSolver = eqx.field(default_factory=LevenbergMarquardt)
     robust: AbstractCurveSolver = eqx.field(default_factory=_robust_least_squares)
-    fast_steps: int = eqx.field(static=True, default=20)
+    fast_steps: int = eqx.field(static=True, default=30)
 
     def __check_init__(self):
         if self.fast_steps < 1:

@@ -13,10 +13,8 @@ naming what differs, never silently reused.
 """
 
 import dataclasses
-import hashlib
 import json
 import os
-import re
 import zipfile
 from pathlib import Path
 
@@ -30,38 +28,9 @@ import optax
 from jaxtyping import PyTree
 
 from .._atomic import atomic_write
+from .._digest import tree_digest
 
 _FORMAT = "latentgeo-training/1"
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-
-
-def _describe(value: object) -> str:
-    """A text for a non-array leaf that is the same in every process: functions
-    by their qualified name, other objects by `repr` without memory addresses."""
-    if callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
-    return _ADDRESS.sub("", repr(value))
-
-
-def digest(tree: PyTree) -> str:
-    """SHA-256 of a pytree: its structure, every array's path, dtype, shape and
-    bytes (PRNG keys by their key data), and the other leaves by `_describe`."""
-    sha = hashlib.sha256()
-    leaves, treedef = jtu.tree_flatten_with_path(tree)
-    sha.update(_ADDRESS.sub("", str(treedef)).encode())
-    for path, leaf in leaves:
-        sha.update(jtu.keystr(path).encode())
-        if isinstance(leaf, jax.Array) and jnp.issubdtype(
-            leaf.dtype, jax.dtypes.prng_key
-        ):
-            leaf = jr.key_data(leaf)
-        if eqx.is_array_like(leaf) and not isinstance(leaf, (bool, int, float)):
-            array = np.ascontiguousarray(leaf)
-            sha.update(f"{array.dtype.str}{array.shape}".encode())
-            sha.update(array.tobytes())
-        else:
-            sha.update(_describe(leaf).encode())
-    return sha.hexdigest()
 
 
 @eqx.filter_jit
@@ -90,7 +59,7 @@ def optimiser_digest(
     steps with fixed pseudo-random gradients. Transformations are functions and
     cannot be compared; this tells apart learning rates, moments, schedules and
     weight decays, which is what matters for resuming."""
-    return digest(_probe_updates(optimiser, params, num_probes))
+    return tree_digest(_probe_updates(optimiser, params, num_probes))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +157,7 @@ def make_checkpoint(
     if not path.parent.is_dir():
         raise ValueError(f"The folder of `checkpoint`, {path.parent}, does not exist.")
     fingerprint = {
-        name: value if isinstance(value, str | int | float) else digest(value)
+        name: value if isinstance(value, str | int | float) else tree_digest(value)
         for name, value in parts.items()
     }
     return Checkpoint(path, fingerprint)
