@@ -76,6 +76,8 @@ METHODS = {
     "lbfgs": Method(_geodesic(solver=lg.OptaxSolver())),
     "lm": Method(_geodesic(solver=lg.LevenbergMarquardt())),  # with secant term
     "lm-plain": Method(_geodesic(solver=lg.LevenbergMarquardt(secant=False))),
+    # The default's choice beyond `max_gauss_newton_dim`, at every dimension.
+    "gradient": Method(_geodesic(solver=lg.AutoSolver(max_gauss_newton_dim=0))),
     # The escalation's budget for the fast attempt (the default's is 20).
     "default-f30": Method(
         _geodesic(solver=lg.AutoSolver(lg.Escalating(fast_steps=30)))
