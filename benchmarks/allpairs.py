@@ -7,9 +7,10 @@ Run, for example:
     XLA_FLAGS=--xla_force_host_platform_device_count=2 \\
         PYTHONPATH=src:benchmarks python benchmarks/allpairs.py --n 100 --refine
 
-`--n 100` uses the 100 held-out digits' codes. Larger `N` (there are only 537
+`--model` is a model of `models.py` (`relu` by default); `--n 100` uses its
+100 query codes. Larger `N` (only for the digit models: there are only 537
 digits 0-2) draws codes of random digits plus Gaussian jitter (std 0.05), a
-fixed sample. The graph always includes the 437 training codes as extra nodes.
+fixed sample. The graph always includes the model's training codes as extra nodes.
 Prints one JSON line: times (after a warm-up compilation on a few points), peak
 resident memory of the process, and convergence.
 """
@@ -20,15 +21,15 @@ import os
 import resource
 import time
 
-import _model
 import jax
+import models
 import numpy as np
 
 import latentgeo as lg
 
 
 def query_points(n):
-    train, _, held, _ = _model.codes_and_images()
+    train, _, held, _ = models.digits_codes()
     if n <= len(held):
         return held[:n]
     codes = np.concatenate([train, held])
@@ -37,27 +38,39 @@ def query_points(n):
     return (picks + 0.05 * rng.standard_normal(picks.shape)).astype(np.float32)
 
 
-def main(n, refine, init, batch_size, neighbours):
-    metric, train, _ = _model.load()
-    points = query_points(n)
-    options = dict(
-        init=init,
-        graph_points=train,
-        graph_neighbours=neighbours,
-        refine=refine,
-        batch_size=batch_size,
-        progress=False,
-    )
-    if init == "straight":
-        del options["graph_points"], options["graph_neighbours"]
+def main(model, n, refine, init, batch_size, neighbours):
+    metric, train, query = models.load(model)
+    points = query[:n] if n <= len(query) else query_points(n)
+    graph = lg.GraphStart(neighbours=neighbours, extra_points=train)
+    starts = {
+        "graph": graph,
+        "straight": lg.StraightStart(),
+        "shortest": lg.ShortestOf(lg.StraightStart(), graph),
+    }
+    if refine:
+
+        def solve(points):
+            return lg.pairwise_geodesics(
+                metric,
+                points,
+                init=starts[init],
+                batch_size=batch_size,
+                progress=False,
+            )
+    else:
+
+        def solve(points):
+            return lg.pairwise_graph_estimate(metric, points, graph, progress=False)
+
     # Compile on a few points first (same batch size, so the same programs).
-    lg.pairwise_geodesics(metric, points[:12], **options)
+    solve(points[:12])
     start = time.perf_counter()
-    result = lg.pairwise_geodesics(metric, points, **options)
+    result = solve(points)
     jax.block_until_ready(result.distances)
     elapsed = time.perf_counter() - start
     pairs = n * (n - 1) // 2
     record = dict(
+        model=model,
         n=n,
         pairs=pairs,
         init=init,
@@ -73,7 +86,7 @@ def main(n, refine, init, batch_size, neighbours):
         load_average=os.getloadavg()[0],
     )
     np.save(
-        f"benchmarks/.cache/distances_{n}_{init}_{int(refine)}.npy",
+        f"benchmarks/.cache/distances_{model}_{n}_{init}_{int(refine)}.npy",
         np.asarray(result.distances),
     )
     print(json.dumps(record), flush=True)
@@ -81,12 +94,15 @@ def main(n, refine, init, batch_size, neighbours):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="relu", choices=sorted(models.MODELS))
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--refine", action="store_true")
-    parser.add_argument("--init", default="graph", choices=["graph", "straight"])
+    parser.add_argument(
+        "--init", default="graph", choices=["graph", "straight", "shortest"]
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--neighbours", type=int, default=10)
     args = parser.parse_args()
     if not args.refine and args.init != "graph":
         parser.error("without --refine the estimate is the graph's: use --init graph")
-    main(args.n, args.refine, args.init, args.batch_size, args.neighbours)
+    main(args.model, args.n, args.refine, args.init, args.batch_size, args.neighbours)

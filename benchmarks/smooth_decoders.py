@@ -5,41 +5,25 @@ Run (about 3 minutes on a 2-core CPU):
 
     PYTHONPATH=src:benchmarks python benchmarks/smooth_decoders.py
 
-Trains the ELU ensemble (not cached), solves 24 random pairs of the held-out
-codes one after the other inside one jitted call with each solver, and scores
-the curves against the best found (expected-metric length on 1025 points).
+Uses the `elu` model of `models.py` (trained once, cached), solves 24 random
+pairs of the held-out codes one after the other inside one jitted call with
+each solver, and scores the curves against the best found (expected-metric
+length on 1025 points).
 """
 
 import time
 
-import _model
 import jax
 import jax.numpy as jnp
+import models
 import numpy as np
 
 import latentgeo as lg
 
 
-class EluDecoder(_model.Decoder):
-    def __call__(self, z):
-        for layer in self.layers[:-1]:
-            z = jax.nn.elu(layer(z))
-        return self.layers[-1](z)
-
-
 def main(num_pairs=24):
-    train, images, query, _ = _model.codes_and_images()
-    ensemble = lg.EnsembleDecoder.init(EluDecoder, 10, key=jax.random.key(0))
-    ensemble, losses = lg.train_decoders(
-        ensemble,
-        jnp.asarray(train),
-        jnp.asarray(images),
-        key=jax.random.key(1),
-        num_steps=5000,
-        progress=False,
-    )
-    print(f"trained: mean squared error {float(losses[-1]):.4f}")
-    metric = lg.ExpectedMetric(ensemble)
+    metric, _, query = models.load("elu")
+    print(f"trained: mean squared error {models.training_info('elu')['final_mse']:.4f}")
     rows, cols = np.triu_indices(len(query), 1)
     pick = np.random.default_rng(0).choice(rows.size, num_pairs, replace=False)
     z0, z1 = jnp.asarray(query[rows[pick]]), jnp.asarray(query[cols[pick]])

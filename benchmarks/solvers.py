@@ -26,9 +26,9 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import _model  # noqa: E402
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import models  # noqa: E402
 import numpy as np  # noqa: E402
 
 import latentgeo as lg  # noqa: E402
@@ -120,7 +120,7 @@ def count_evaluations(metric, z0, z1, init, options, pairs):
 
 
 def main(num_pairs, adam_pairs, count_pairs, output, only):
-    metric, train, query = _model.load()
+    metric, train, query = models.load("relu")
     metric = jax.tree.map(
         lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, metric
     )
