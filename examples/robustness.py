@@ -254,9 +254,10 @@ def _start(name: str, train_codes: Array) -> lg.AbstractStart:
     if name == "straight":
         return lg.StraightStart()
     if name == "shortest":
-        return lg.ShortestOf(
-            lg.StraightStart(), lg.GraphStart(extra_points=train_codes)
-        )
+        # 30 neighbours: with 10, a VAE whose codes form separate clusters can
+        # leave the graph in pieces (seen on the 8x8 digits), and it has no path.
+        graph = lg.GraphStart(neighbours=30, extra_points=train_codes)
+        return lg.ShortestOf(lg.StraightStart(), graph)
     raise ValueError(f"`starts` must be one of {STARTS}, got {name}.")
 
 
