@@ -57,6 +57,10 @@ def test_one_table_per_seed(run_dir):
                 assert distances.shape == (3,)
                 assert np.all(distances > 0) and np.all(np.isfinite(distances))
                 assert table[f"{method}_outcome"].shape == (3,)
+                # The official estimator of K = 2 members on 4096 points is
+                # dominated by their disagreement: far above the length.
+                sampled = table[f"{method}_sampled_member"]
+                assert sampled.shape == (3,) and np.all(np.isfinite(sampled))
                 assert int(table[f"{method}_epochs"]) <= TINY.max_epochs
                 variances = table[f"{method}_code_variances"]
                 assert variances.shape == (2,) and np.all(np.diff(variances) >= 0)
@@ -67,7 +71,7 @@ def test_one_table_per_seed(run_dir):
                 assert min(parts) > 0
                 assert float(table[f"{method}_seconds"]) == pytest.approx(sum(parts))
     # Different seeds train different models.
-    tables = robustness.load_tables(output, 2)
+    tables = robustness.load_tables(output, [0, 1])
     assert not np.allclose(
         tables["ensemble_distance"][0], tables["ensemble_distance"][1]
     )
@@ -101,6 +105,13 @@ def test_resume_skips_finished_seeds(run_dir, monkeypatch):
     assert trained == [2]
     assert more["seeds"] == 3
     assert {path: path.stat().st_mtime_ns for path in times} == times
+    # The analysis reads whichever seeds exist.
+    (output / "seed_000.npz").rename(output / "seed_000.npz.bak")
+    try:
+        partial = robustness.analyse(output)
+    finally:
+        (output / "seed_000.npz.bak").rename(output / "seed_000.npz")
+    assert partial["seed_ids"] == [1, 2] and partial["seeds"] == 2
 
 
 def test_resume_refuses_other_settings(run_dir):
@@ -119,7 +130,7 @@ def test_shortest_starts_are_no_longer_than_straight(run_dir):
     output, _, _ = run_dir
     config = robustness.dataclasses.replace(TINY, starts="shortest")
     data = robustness.load_data(config)
-    pairs = robustness.choose_pairs(len(data.test), config.num_pairs, 0)
+    pairs = robustness.choose_pairs(data.test_labels, config.num_pairs, 0)
     shortest = robustness.run_seed(config, data, pairs, seed=0)
     with np.load(output / "seed_000.npz") as straight:
         for method in robustness.METHODS:
@@ -138,7 +149,9 @@ def test_summary_line_holds_the_summary(run_dir):
     _, summary, lines = run_dir
     line = lines[-1]
     test = summary["t_test"]
-    assert line.startswith("digits classes 0,1,2, d = 2, K = 2; solver auto, ")
+    assert line.startswith(
+        "library protocol, digits classes 0,1,2, d = 2, K = 2; solver auto, "
+    )
     assert f"{summary['seeds']} seeds, {test['pairs']} of 3 pairs" in line
     for value in (
         summary["ensemble"]["mean_cv"],
@@ -153,23 +166,27 @@ def test_summary_line_holds_the_summary(run_dir):
 
 def test_cv_and_t_test_match_independent_computation(run_dir):
     output, _, _ = run_dir
-    summary = robustness.analyse(output, 2)
+    summary = robustness.analyse(output)
+    seeds = robustness.finished_seeds(output)  # 2, or 3 after the resume test
     cv = {}
     for method in robustness.METHODS:
         d = np.stack(
             [
                 np.load(output / f"seed_{seed:03d}.npz")[f"{method}_distance"]
-                for seed in range(2)
+                for seed in seeds
             ]
         )
-        mean = d.sum(axis=0) / 2
-        std = np.sqrt(((d - mean) ** 2).sum(axis=0) / (2 - 1))
+        s = len(seeds)
+        mean = d.sum(axis=0) / s
+        std = np.sqrt(((d - mean) ** 2).sum(axis=0) / (s - 1))
         cv[method] = std / mean
         # With two seeds, std / mean = |d0 - d1| / (sqrt(2) * mean).
+        two = robustness.coefficient_of_variation(d[:2])
         np.testing.assert_allclose(
-            cv[method], np.abs(d[0] - d[1]) / (math.sqrt(2) * mean), rtol=1e-12
+            two, np.abs(d[0] - d[1]) / (math.sqrt(2) * d[:2].mean(0)), rtol=1e-12
         )
-        np.testing.assert_allclose(np.load(output / "cv.npz")[method], cv[method])
+        saved = np.load(output / "cv.npz")[f"{method}_distance"]
+        np.testing.assert_allclose(saved, cv[method])
         assert summary[method]["mean_cv"] == pytest.approx(cv[method].mean())
     diff = cv["ensemble"] - cv["rbf"]
     n = diff.size
@@ -181,23 +198,74 @@ def test_cv_and_t_test_match_independent_computation(run_dir):
 
 
 def test_pairs_are_fixed_distinct_and_ordered():
-    pairs = robustness.choose_pairs(10, 20, seed=3)
+    labels = np.arange(10) % 3
+    pairs = robustness.choose_pairs(labels, 20, seed=3)
     assert pairs.shape == (20, 2)
     assert np.all(pairs[:, 0] < pairs[:, 1]) and np.all(pairs < 10)
     assert len({tuple(p) for p in pairs.tolist()}) == 20
-    np.testing.assert_array_equal(pairs, robustness.choose_pairs(10, 20, seed=3))
-    assert len(robustness.choose_pairs(4, 6, seed=0)) == 6  # all of them
+    np.testing.assert_array_equal(pairs, robustness.choose_pairs(labels, 20, seed=3))
+    assert len(robustness.choose_pairs(labels[:4], 6, seed=0)) == 6  # all of them
     with pytest.raises(ValueError, match="fewer than 7 pairs"):
-        robustness.choose_pairs(4, 7, seed=0)
+        robustness.choose_pairs(labels[:4], 7, seed=0)
+
+
+def test_half_cross_class_pairs():
+    # The official `pick_pairs`: half random, half among num_pairs // 2 // C
+    # points per class, all cross-class and disjoint from the random half.
+    labels = np.repeat([0, 5, 7], 40)
+    pairs = robustness.choose_pairs(labels, 100, seed=1, mix="half-cross-class")
+    assert len({tuple(p) for p in pairs.tolist()}) == 100
+    random, cross = pairs[:50], pairs[50:]
+    assert np.all(labels[cross[:, 0]] != labels[cross[:, 1]])
+    assert not set(cross.ravel()) & set(random.ravel())
+    for label in (0, 5, 7):  # at most 16 points of each class
+        assert len(set(cross.ravel()) & set(np.flatnonzero(labels == label))) <= 16
+    # The random half has same-class pairs as often as chance has them.
+    assert 0 < np.mean(labels[random[:, 0]] == labels[random[:, 1]]) < 0.7
+    with pytest.raises(ValueError, match="pair_mix"):
+        robustness.choose_pairs(labels, 10, seed=1, mix="cross")
+
+
+def test_paper_protocol_runs_and_reports_both_estimators(tmp_path):
+    config = robustness.dataclasses.replace(
+        robustness.preset("paper"),
+        **{
+            k: getattr(TINY, k)
+            for k in ("num_members", "hidden_sizes", "num_seeds", "max_epochs")
+            + ("num_centers", "num_segments", "max_steps")
+        },
+        num_pairs=6,
+        patience=3,
+        batch_size=16,
+        num_points=32,
+    )
+    summary = robustness.run(config, tmp_path, progress=False, log=lambda line: None)
+    assert summary["setting"] == {
+        "protocol": "paper",
+        "dataset": "digits",
+        "classes": [0, 5, 7],
+        "latent_dim": 2,
+        "num_members": 2,
+    }
+    for prefix in ("t_test", "t_test_sampled_member"):
+        for part in ("", "_cross_class", "_same_class"):
+            assert summary[prefix + part]["pairs"] >= 2 or part
+    with np.load(tmp_path / "seed_000.npz") as table:
+        cross = table["cross_class"]
+        assert cross[3:].all()  # the second half, and any random pair
+        assert summary["t_test_cross_class"]["pairs"] == cross.sum()
+        assert summary["t_test_same_class"]["pairs"] == (~cross).sum()
+        assert int(table["ensemble_epochs"]) == TINY.max_epochs
 
 
 def test_presets_and_overrides():
-    config, output, progress = robustness.parse_config([])
-    assert config == robustness.PRESETS["quick"]
+    config, output, progress, analyse_only, seeds = robustness.parse_config([])
+    assert config == robustness.preset("library", "quick")
     assert (config.solver, config.starts) == ("auto", "straight")
     assert (config.dataset, config.num_seeds, config.num_pairs) == ("digits", 5, 30)
-    assert output == Path("robustness-quick") and progress
-    config, output, _ = robustness.parse_config(
+    assert output == Path("robustness-library-quick") and progress
+    assert not analyse_only and seeds is None
+    config, output, *_ = robustness.parse_config(
         ["--full", "--seeds", "10", "--classes", "3", "5", "--output", "runs/a"]
     )
     assert (config.dataset, config.num_seeds, config.num_pairs) == (
@@ -208,8 +276,24 @@ def test_presets_and_overrides():
     assert config.classes == (3, 5) and config.num_members == 10
     assert config.hidden_sizes == (64, 128, 256, 512)
     assert output == Path("runs/a")
-    config, _, _ = robustness.parse_config(["--solver", "lm", "--starts", "shortest"])
+    config, *_ = robustness.parse_config(["--solver", "lm", "--starts", "shortest"])
     assert (config.solver, config.starts) == ("lm", "shortest")
     for wrong in (["--quick", "--full"], ["--solver", "bfgs"], ["--starts", "graph"]):
         with pytest.raises(SystemExit):
             robustness.parse_config(wrong)
+
+
+def test_paper_preset():
+    config, output, *_ = robustness.parse_config(["--full", "--protocol", "paper"])
+    assert config.classes == (0, 5, 7) and config.num_seeds == 30
+    assert (config.schedule, config.codes, config.energy) == (
+        "split-batch",
+        "sampled",
+        "decorrelated",
+    )
+    assert (config.learning_rate, config.clip_norm, config.batch_size) == (
+        5e-5,
+        0.01,
+        130,
+    )
+    assert output == Path("robustness-paper-full")

@@ -182,11 +182,12 @@ def test_members_keep_their_own_optimiser_state():
     # With one Adam state for the whole stack, member 0's momentum would keep
     # moving it while member 1 trains.
     encoder, ensemble = tiny_vae()
-    step, state = _step.init_step(encoder, ensemble, ADAM, "gaussian", 1.0)
-    step = eqx.filter_jit(step)
+    schedule = lg.training.OneDecoderPerBatch()
+    step, state = _step.init_step(encoder, ensemble, ADAM, "gaussian", 1.0, schedule)
+    one_step = eqx.filter_jit(schedule)
     batch = jnp.asarray(circle_data(16), param_dtype(ensemble.params))
-    after_first, _ = step(state, jnp.array(0), batch, jr.key(0))
-    after_second, _ = step(after_first, jnp.array(1), batch, jr.key(1))
+    after_first, _ = one_step(step, state, jnp.array(0), batch, jr.key(0))
+    after_second, _ = one_step(step, after_first, jnp.array(1), batch, jr.key(1))
 
     def member(state, index):
         return jax.tree.map(lambda x: x[index], state.decoders)
@@ -195,9 +196,10 @@ def test_members_keep_their_own_optimiser_state():
     assert not eqx.tree_equal(member(after_first, 0), member(state, 0))
     assert not eqx.tree_equal(member(after_second, 1), member(after_first, 1))
     assert eqx.tree_equal(member(after_second, 2), member(state, 2))
-    (member_adam,) = jax.tree.leaves(after_second.decoders_opt, is_leaf=_is_adam)
+    encoder_opt, decoders_opt = after_second.opt_state
+    (member_adam,) = jax.tree.leaves(decoders_opt, is_leaf=_is_adam)
     np.testing.assert_array_equal(member_adam.count, [1, 1, 0])
-    (encoder_adam,) = jax.tree.leaves(after_second.encoder_opt, is_leaf=_is_adam)
+    (encoder_adam,) = jax.tree.leaves(encoder_opt, is_leaf=_is_adam)
     assert int(encoder_adam.count) == 2
 
 
@@ -206,24 +208,27 @@ def test_epoch_equals_its_steps_one_by_one():
     # the same batches, members and keys, stepped one at a time through the
     # stacks, must give the same state and losses.
     encoder, ensemble = tiny_vae()
-    step, state = _step.init_step(encoder, ensemble, ADAM, "bernoulli", 0.05)
+    schedule = lg.training.OneDecoderPerBatch()
+    step, state = _step.init_step(encoder, ensemble, ADAM, "bernoulli", 0.05, schedule)
     data = jnp.asarray(jax.nn.sigmoid(circle_data()), param_dtype(ensemble.params))
     train, validation = data[:90], data[90:]
     epoch_key, noise_key = jr.key(5), jr.key(6)
-    after, train_loss, validation_loss = eqx.filter_jit(_step.run_epoch)(
-        step, state, train, validation, epoch_key, noise_key, 16
+    after, train_loss = eqx.filter_jit(_step.run_epoch)(
+        step, schedule, state, train, epoch_key, 16
     )
+    validation_loss = step.validation_loss(after, validation, noise_key)
     # The epoch's draws, spelled out: 6 batches of 16 (the last filled up from
     # the start of the pass), a member and a key each.
-    order_key, member_key, step_key = jr.split(epoch_key, 3)
+    order_key, schedule_key = jr.split(epoch_key)
+    member_key, step_key = jr.split(schedule_key)
     order = np.asarray(jr.permutation(order_key, 90))
     order = np.concatenate([order, order[:6]]).reshape(6, 16)
     members = jr.randint(member_key, (6,), 0, 3)
     assert len(set(np.asarray(members).tolist())) > 1
-    one_step = eqx.filter_jit(step)
+    one_step = eqx.filter_jit(schedule)
     losses = []
     for member, batch, key in zip(members, order, jr.split(step_key, 6)):
-        state, loss = one_step(state, member, train[batch], key)
+        state, loss = one_step(step, state, member, train[batch], key)
         losses.append(loss)
     assert eqx.tree_equal(after, state, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(train_loss, np.mean(losses), rtol=1e-6)
@@ -244,7 +249,8 @@ def test_epoch_equals_its_steps_one_by_one():
 def test_training_compiles_once_across_calls(monkeypatch):
     # The robustness experiment trains two models with 30 seeds each: the epoch
     # must be traced once per architecture, not once per call or seed. The
-    # validation loss runs inside the traced epoch only, so its calls count traces.
+    # validation loss runs inside a traced function only, so its calls count
+    # traces.
     traces = []
     validation_loss = _step.VAEStep.validation_loss
 
@@ -388,3 +394,97 @@ def test_float64():
         leaves = jax.tree.leaves(eqx.filter(result, eqx.is_inexact_array))
         assert {leaf.dtype for leaf in leaves} == {jnp.dtype(jnp.float64)}
         assert lg.encode(result.encoder, circle_data()).dtype == jnp.float64
+
+
+def test_split_batch_gives_each_member_its_share():
+    # Batch of 12 over 3 members: member k trains on examples k, k + 3, k + 6,
+    # k + 9, and the loss is the mean over all 12, so member k's gradient is a
+    # third of its own mean loss's.
+    encoder, ensemble = tiny_vae()
+    schedule = lg.training.SplitBatch()
+    sgd = optax.sgd(0.1)
+    step, state = _step.init_step(encoder, ensemble, sgd, "gaussian", 0.05, schedule)
+    data = jnp.asarray(circle_data(12), param_dtype(ensemble.params))
+    key = jr.key(3)
+    after, losses = eqx.filter_jit(schedule.train_batches)(
+        step, state, data, jnp.arange(12)[None], key
+    )
+    (batch_key,) = jr.split(key, 1)
+    member_keys = jr.split(batch_key, 3)
+
+    def member_loss(params, k):
+        return step.loss(
+            state.encoder, params, jnp.array(k), data[k::3], member_keys[k]
+        )
+
+    own = [
+        member_loss(jax.tree.map(lambda x: x[k], state.decoders), k) for k in range(3)
+    ]
+    np.testing.assert_allclose(losses[0], np.mean(own), rtol=1e-6)
+    for k in range(3):
+        member = jax.tree.map(lambda x: x[k], state.decoders)
+        grads = jax.grad(member_loss)(member, k)
+        expected = jax.tree.map(lambda p, g: p - 0.1 * g / 3, member, grads)
+        moved = jax.tree.map(lambda x: x[k], after.decoders)
+        assert eqx.tree_equal(moved, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_split_batch_clips_the_whole_model_by_one_norm():
+    encoder, ensemble = tiny_vae()
+    schedule = lg.training.SplitBatch()
+    clipped = optax.chain(optax.clip_by_global_norm(1e-3), optax.sgd(1.0))
+    step, state = _step.init_step(
+        encoder, ensemble, clipped, "gaussian", 0.05, schedule
+    )
+    data = jnp.asarray(circle_data(12), param_dtype(ensemble.params))
+    after, _ = eqx.filter_jit(schedule.train_batches)(
+        step, state, data, jnp.arange(12)[None], jr.key(0)
+    )
+    moved = jax.tree.map(
+        lambda a, b: a - b,
+        (after.encoder, after.decoders),
+        (state.encoder, state.decoders),
+    )
+    norm = np.sqrt(sum(np.sum(np.square(x)) for x in jax.tree.leaves(moved)))
+    np.testing.assert_allclose(norm, 1e-3, rtol=1e-4)
+    assert changed_members(
+        ensemble,
+        eqx.tree_at(
+            lambda e: e.params,
+            ensemble,
+            eqx.combine(after.decoders, step.decoder_static),
+        ),
+    ) == {0, 1, 2}
+
+
+def test_split_batch_trains_and_checks_the_batch_size():
+    data = circle_data()
+    result = train(data, batch_size=15, schedule=lg.training.SplitBatch())
+    assert np.all(np.isfinite(result.train_loss))
+    with pytest.raises(ValueError, match="multiple of the number of members"):
+        train(data, batch_size=16, schedule=lg.training.SplitBatch())
+
+
+def test_validation_every_and_a_fixed_split():
+    data = circle_data()
+    result = train(data, max_epochs=7, patience=20, validation_every=3)
+    validated = np.isfinite(np.asarray(result.validation_loss))
+    np.testing.assert_array_equal(validated, [False, False, True] * 2 + [True])
+    assert result.best_epoch in (2, 5, 6)
+    split = jr.key(11)
+    first = train(data, seed=1, max_epochs=1, split_key=split)
+    second = train(data, seed=2, max_epochs=1, split_key=split)
+    other = train(data, seed=1, max_epochs=1)
+    np.testing.assert_array_equal(first.validation_indices, second.validation_indices)
+    assert not np.array_equal(first.validation_indices, other.validation_indices)
+
+
+def test_encode_samples_the_posterior():
+    encoder, _ = tiny_vae()
+    x = jnp.asarray(circle_data(3), param_dtype(encoder))
+    mean, log_var = encoder(x[1])
+    np.testing.assert_allclose(lg.encode(encoder, x)[1], mean, rtol=1e-6)
+    samples = lg.encode(encoder, jnp.repeat(x[1:2], 20000, axis=0), key=jr.key(0))
+    std = np.exp(0.5 * np.asarray(log_var))
+    assert np.all(np.abs(samples.mean(0) - mean) < 4 * std / np.sqrt(20000))
+    np.testing.assert_allclose(samples.std(0), std, rtol=0.03)

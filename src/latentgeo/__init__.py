@@ -53,6 +53,7 @@ from ._pairwise import (
 )
 from ._pairwise_result import PairwiseResult as PairwiseResult
 from ._rbf import RBFVarianceMetric as RBFVarianceMetric
+from ._sampled_length import sampled_member_length as sampled_member_length
 from ._serialisation import (
     load_checkpoint as load_checkpoint,
     read_checkpoint_header as read_checkpoint_header,
@@ -69,6 +70,10 @@ from ._solvers import (
     Minimisation as Minimisation,
     OptaxSolver as OptaxSolver,
     WarmStart as WarmStart,
+)
+from ._stability import (
+    StabilityResult as StabilityResult,
+    retraining_stability as retraining_stability,
 )
 from ._starts import (
     AbstractStart as AbstractStart,

@@ -2,7 +2,8 @@
 
 `init_vae` builds the paper's dense encoder and decoders, `train_ensemble_vae`
 trains them the paper's way (one shared encoder, one random decoder per
-mini-batch, early stopping), `encode` gives latent codes, and `train_decoders`
+mini-batch or, as the official code, every decoder on a share of each
+mini-batch; early stopping), `encode` gives latent codes, and `train_decoders`
 fits an ensemble to given latent codes. Every name is also available at the top
 level (`latentgeo.train_ensemble_vae`).
 """
@@ -12,6 +13,11 @@ from ._encoder import (
     GaussianEncoder as GaussianEncoder,
     encode as encode,
     init_vae as init_vae,
+)
+from ._schedule import (
+    AbstractMemberSchedule as AbstractMemberSchedule,
+    OneDecoderPerBatch as OneDecoderPerBatch,
+    SplitBatch as SplitBatch,
 )
 from ._vae import (
     TrainedVAE as TrainedVAE,

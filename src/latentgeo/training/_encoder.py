@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Real
 
 from .._checks import host_points
 from .._ensemble import EnsembleDecoder, call_module
+from ._elbo import sample_latent
 
 _PAPER_HIDDEN = (64, 128, 256, 512)
 
@@ -189,26 +190,36 @@ def check_encoder(encoder: eqx.Module, example: jax.ShapeDtypeStruct) -> int:
 
 
 @eqx.filter_jit
-def _encode_means(encoder: eqx.Module, data: Array) -> Array:
-    return jax.vmap(lambda x: encoder(x)[0])(data)
+def _encode(encoder: eqx.Module, data: Array, key: PRNGKeyArray | None) -> Array:
+    mean, log_var = jax.vmap(encoder)(data)
+    if key is None:
+        return mean
+    return jax.vmap(sample_latent)(mean, log_var, jr.split(key, data.shape[0]))
 
 
 def encode(
-    encoder: eqx.Module, data: Real[ArrayLike, " N *shape"]
+    encoder: eqx.Module,
+    data: Real[ArrayLike, " N *shape"],
+    *,
+    key: PRNGKeyArray | None = None,
 ) -> Float[Array, "N d"]:
-    r"""The posterior means $\mu(x_i)$ of a dataset: its latent codes.
+    r"""The latent codes of a dataset: the posterior means $\mu(x_i)$, or with
+    `key` one sample $z_i \sim q(z \mid x_i)$ each.
 
     **Arguments:**
 
     - `encoder`: `encoder(x) -> (mean, log_var)` for one example, e.g. a trained
       [`GaussianEncoder`][latentgeo.training.GaussianEncoder].
     - `data`: `(N, *shape)` examples.
+    - `key`: optional PRNG key: draw one reparametrised sample per example
+      instead of returning the means (the paper's official code measures
+      distances between sampled codes).
 
-    **Returns:** `(N, d)` means, in one jitted, vmapped call.
+    **Returns:** `(N, d)` codes, in one jitted, vmapped call.
 
     **Raises:** `ValueError` if `data` has NaN/inf or a shape the encoder does not
     take.
     """
     data = jnp.asarray(host_examples(data), param_dtype(encoder))
     check_encoder(encoder, jax.ShapeDtypeStruct(data.shape[1:], data.dtype))
-    return _encode_means(encoder, data)
+    return _encode(encoder, data, key)

@@ -17,7 +17,8 @@ from .._ensemble import EnsembleDecoder
 from ._checkpoint import Checkpoint, make_checkpoint, optimiser_digest
 from ._elbo import Likelihood
 from ._encoder import check_encoder, host_examples, param_dtype
-from ._step import VAEState, VAEStep, init_step, run_epoch
+from ._schedule import AbstractMemberSchedule, OneDecoderPerBatch, VAEState
+from ._step import VAEStep, init_step, run_epoch
 
 DEFAULT_OPTIMISER = optax.adam(1e-3)
 """The default optimiser: one instance, so that calls with the default share the
@@ -25,19 +26,22 @@ compiled epoch (optimisers are static arguments of it)."""
 
 
 def _epoch(
-    fixed: tuple[VAEStep, Array, Array, PRNGKeyArray, int],
+    fixed: tuple[VAEStep, AbstractMemberSchedule, Array, int],
     state: VAEState,
     epoch_key: PRNGKeyArray,
-) -> tuple[VAEState, Float[Array, ""], Float[Array, ""]]:
-    step, train_data, validation_data, noise_key, batch_size = fixed
-    return run_epoch(
-        step, state, train_data, validation_data, epoch_key, noise_key, batch_size
-    )
+) -> tuple[VAEState, Float[Array, ""]]:
+    step, schedule, train_data, batch_size = fixed
+    return run_epoch(step, schedule, state, train_data, epoch_key, batch_size)
 
 
 # The state's buffers are donated to the epoch that replaces them: no copy of the
 # parameters and moments per epoch (about a tenth of an ensemble epoch on a CPU).
 _run_epoch = eqx.filter_jit(_epoch, donate="all-except-first")
+
+
+@eqx.filter_jit
+def _validation_loss(step: VAEStep, state: VAEState, data: Array, key) -> Array:
+    return step.validation_loss(state, data, key)
 
 
 class TrainedVAE(eqx.Module):
@@ -51,7 +55,8 @@ class TrainedVAE(eqx.Module):
     - `train_loss`: `(num_epochs,)` mean mini-batch loss (weighted negative
       ELBO per example) of each epoch.
     - `validation_loss`: `(num_epochs,)` the same loss on the validation split
-      after each epoch, averaged over members.
+      after each epoch, averaged over members (NaN after epochs that were not
+      validated, see `validation_every`).
     - `validation_indices`: indices into `data` of the held-out examples.
     - `best_epoch`: the epoch (0-based) whose parameters were kept, the one with
       the lowest validation loss.
@@ -136,6 +141,7 @@ def _check_settings(
     batch_size: int,
     max_epochs: int,
     patience: int,
+    validation_every: int,
     validation_fraction: float,
 ) -> None:
     if likelihood not in ("gaussian", "bernoulli"):
@@ -148,9 +154,15 @@ def _check_settings(
         ("batch_size", batch_size),
         ("max_epochs", max_epochs),
         ("patience", patience),
+        ("validation_every", validation_every),
     ):
         if value < 1:
             raise ValueError(f"`{name}` must be at least 1, got {value}.")
+    if patience < validation_every:
+        raise ValueError(
+            f"`patience` ({patience}) must be at least `validation_every` "
+            f"({validation_every}): training would stop between validations."
+        )
     if not 0 < validation_fraction < 1:
         raise ValueError(
             f"`validation_fraction` must be in (0, 1), got {validation_fraction}."
@@ -200,9 +212,11 @@ def _train(
     train_key: PRNGKeyArray,
     noise_key: PRNGKeyArray,
     *,
+    schedule: AbstractMemberSchedule,
     batch_size: int,
     max_epochs: int,
     patience: int,
+    validation_every: int,
     checkpoint: Checkpoint | None,
     progress: bool,
 ) -> tuple[_Record, bool]:
@@ -217,11 +231,17 @@ def _train(
     ) as bar:
         try:
             while not record.stopped(max_epochs, patience):
-                state, train_loss, validation_loss = _run_epoch(
-                    (step, train_data, validation_data, noise_key, batch_size),
+                state, train_loss = _run_epoch(
+                    (step, schedule, train_data, batch_size),
                     record.state,
                     jr.fold_in(train_key, record.num_epochs),
                 )
+                validation_loss = jnp.nan
+                epoch = record.num_epochs + 1
+                if epoch % validation_every == 0 or epoch == max_epochs:
+                    validation_loss = _validation_loss(
+                        step, state, validation_data, noise_key
+                    )
                 record = record.after_epoch(
                     state, float(train_loss), float(validation_loss)
                 )
@@ -251,19 +271,26 @@ def train_ensemble_vae(
     batch_size: int = 128,
     max_epochs: int = 500,
     patience: int = 15,
+    validation_every: int = 1,
     validation_fraction: float = 0.1,
+    split_key: PRNGKeyArray | None = None,
+    schedule: AbstractMemberSchedule = OneDecoderPerBatch(),
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> TrainedVAE:
     r"""Train one encoder and $K$ decoders as in the paper, with early stopping.
 
-    Each mini-batch trains the encoder and **one** decoder, drawn uniformly at
-    random, on the weighted negative ELBO
+    By default each mini-batch trains the encoder and **one** decoder, drawn
+    uniformly at random (the paper's description,
+    [`OneDecoderPerBatch`][latentgeo.training.OneDecoderPerBatch]), on the
+    weighted negative ELBO
     $-\log p_k(x \mid z) + \beta\,\mathrm{KL}(q(z \mid x) \,\|\, N(0, I))$
     with one reparametrised sample $z \sim q(z \mid x)$, averaged over the batch.
     The other members and their optimiser states are untouched (as in PyTorch,
     where parameters without gradients are skipped), so each member keeps its own
-    optimiser state. With $K = 1$ this is an ordinary ($\beta$-)VAE.
+    optimiser state. [`SplitBatch`][latentgeo.training.SplitBatch] instead splits
+    every batch across all members, as the paper's official code does. With
+    $K = 1$ this is an ordinary ($\beta$-)VAE.
 
     Likelihoods, per example with $D$ outputs $f(z)$:
 
@@ -275,10 +302,11 @@ def train_ensemble_vae(
     A random `validation_fraction` of the examples is held out. An epoch is one
     pass over the rest in shuffled mini-batches (the last one filled up with
     examples from the start of the pass) and runs in one jitted `jax.lax.scan`;
-    then the validation loss (all members, a fixed noise sample) is computed.
-    Training stops after `patience` epochs without a lower validation loss, and
-    the parameters of the best epoch are returned. A `KeyboardInterrupt` between
-    or during epochs stops training and returns the best model of the finished
+    then, every `validation_every` epochs and after the last, the validation
+    loss (all members, a fixed noise sample) is computed. Training stops after
+    `patience` epochs without a lower validation loss, and the parameters of
+    the best epoch are returned. A `KeyboardInterrupt` between or during
+    epochs stops training and returns the best model of the finished
     epochs with `interrupted=True` (it propagates if no epoch has finished).
     A diverging run (NaN loss) stops after `patience` epochs and returns the best
     finite epoch. The same `key` gives bit-identical results on one machine.
@@ -306,8 +334,15 @@ def train_ensemble_vae(
     - `batch_size`: default 128, at most the number of training examples.
     - `max_epochs`: default 500.
     - `patience`: epochs without improvement before stopping; default 15.
+    - `validation_every`: validate after every this many epochs (1; the
+      official code of the paper validates every 3).
     - `validation_fraction`: share of `data` held out, in $(0, 1)$; default 0.1;
       at least one example is held out and one kept.
+    - `split_key`: PRNG key of the validation split; default drawn from `key`.
+      Pass the same one to every seed to hold out the same examples each time.
+    - `schedule`: the member schedule, an
+      [`AbstractMemberSchedule`][latentgeo.training.AbstractMemberSchedule]
+      (default `OneDecoderPerBatch()`).
     - `checkpoint`: a file path, or `None` (default). The whole training state
       (parameters, optimiser states, the best epoch's parameters, the loss
       history) is saved there atomically after every epoch, and a call with the
@@ -336,9 +371,18 @@ def train_ensemble_vae(
     ```
     """
     _check_settings(
-        likelihood, kl_weight, batch_size, max_epochs, patience, validation_fraction
+        likelihood,
+        kl_weight,
+        batch_size,
+        max_epochs,
+        patience,
+        validation_every,
+        validation_fraction,
     )
     data = _checked_data(encoder, ensemble, data, likelihood, validation_fraction)
+    num_validation = max(1, round(validation_fraction * data.shape[0]))
+    batch_size = min(batch_size, data.shape[0] - num_validation)
+    schedule.check(batch_size, ensemble.num_members)
     optimiser = DEFAULT_OPTIMISER if optimiser is None else optimiser
     if checkpoint is not None:
         checkpoint = make_checkpoint(
@@ -353,15 +397,19 @@ def train_ensemble_vae(
             kl_weight=kl_weight,
             batch_size=batch_size,
             patience=patience,
+            validation_every=validation_every,
             validation_fraction=validation_fraction,
+            split_key=key if split_key is None else split_key,
+            schedule=schedule,
         )
-    num_validation = max(1, round(validation_fraction * data.shape[0]))
-    split_key, noise_key, train_key = jr.split(key, 3)
+    own_split_key, noise_key, train_key = jr.split(key, 3)
+    split_key = own_split_key if split_key is None else split_key
     permutation = jr.permutation(split_key, data.shape[0])
     validation_indices = permutation[:num_validation]
     train_data = data[permutation[num_validation:]]
-    batch_size = min(batch_size, train_data.shape[0])
-    step, state = init_step(encoder, ensemble, optimiser, likelihood, kl_weight)
+    step, state = init_step(
+        encoder, ensemble, optimiser, likelihood, kl_weight, schedule
+    )
     record = _Record.start(state, checkpoint)
     if record.num_epochs > max_epochs:
         raise ValueError(
@@ -375,9 +423,11 @@ def train_ensemble_vae(
         data[validation_indices],
         train_key,
         noise_key,
+        schedule=schedule,
         batch_size=batch_size,
         max_epochs=max_epochs,
         patience=patience,
+        validation_every=validation_every,
         checkpoint=checkpoint,
         progress=progress,
     )
