@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 import latentgeo as lg
 
 torch = pytest.importorskip("torch")
+from latentgeo._torch import members_from_torch  # noqa: E402
+
 nn = torch.nn
 
 
@@ -105,6 +108,24 @@ def test_matches_torch_float64():
         outputs = np.asarray(jax.vmap(ensemble)(jnp.asarray(zs)))
     assert outputs.dtype == np.float64
     np.testing.assert_allclose(outputs, torch_outputs(members, zs), rtol=0, atol=1e-12)
+
+
+def test_members_from_torch():
+    """Plain equinox members, one per decoder, each matching its own decoder;
+    architectures may differ (stacking them is the ensemble's job)."""
+    torch.manual_seed(2)
+    decoders = [mlp_decoder(), conv_decoder(), flatten_decoder()]
+    members = members_from_torch(decoders)
+    assert members_from_torch([]) == []
+    assert len(members) == 3
+    rng = np.random.default_rng(2)
+    for decoder, member, latent_dim in zip(decoders, members, (2, 2, 3)):
+        assert isinstance(member, eqx.nn.Sequential)
+        zs = rng.normal(size=(4, latent_dim)).astype(np.float32)
+        expected = torch_outputs([decoder], zs)[:, 0]
+        outputs = np.asarray(jax.vmap(member)(jnp.asarray(zs)))
+        assert np.std(expected) > 0.05  # a non-trivial comparison
+        np.testing.assert_allclose(outputs, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -272,9 +272,9 @@ class EnsembleDecoder(eqx.Module):
         ens = lg.EnsembleDecoder.from_torch(decoders)
         ```
         """
-        from ._torch import from_torch
+        from ._torch import members_from_torch
 
-        return from_torch(members, latent_dim=latent_dim)
+        return cls.from_members(members_from_torch(members), latent_dim=latent_dim)
 
     def check_latent(self, z: Array, name: str = "z") -> None:
         """Raise `ValueError` (at trace time) unless `z` has shape `(latent_dim,)`."""

@@ -1,6 +1,7 @@
-"""Import PyTorch `nn.Sequential` decoders as equinox members of an ensemble.
+"""Convert PyTorch `nn.Sequential` decoders into plain equinox members.
 
-Imported lazily by `EnsembleDecoder.from_torch`, so PyTorch stays optional.
+Imported lazily by `EnsembleDecoder.from_torch`, which stacks the members, so
+PyTorch stays optional; this module knows nothing about ensembles.
 """
 
 import math
@@ -12,8 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
-
-from ._ensemble import EnsembleDecoder
 
 try:
     import torch
@@ -212,10 +211,20 @@ def _convert(layer: "torch.nn.Module", where: str) -> list[eqx.Module]:
         raise ValueError(f"{where} ({name}) cannot be converted: {message}.") from error
 
 
-def from_torch(
-    members: Iterable[Any], *, latent_dim: int | None = None
-) -> EnsembleDecoder:
-    """See [`EnsembleDecoder.from_torch`][latentgeo.EnsembleDecoder.from_torch]."""
+def members_from_torch(members: Iterable[Any]) -> list[eqx.nn.Sequential]:
+    """Equinox members equivalent to the torch decoders `members`, one each.
+
+    **Arguments:**
+
+    - `members`: `torch.nn.Sequential` decoders, each read as acting on a batch.
+
+    **Returns:** one `eqx.nn.Sequential` per decoder, mapping one unbatched input
+    as the decoder maps a batch; members are not checked against each other.
+
+    **Raises:** `TypeError` if `members` is one torch module or holds a
+    non-`Sequential`; `ValueError` naming the layer (e.g. `members[0][3]`) for an
+    unsupported layer or setting.
+    """
     if isinstance(members, torch.nn.Module):
         raise TypeError(
             "`members` is one torch module; pass a list of K `torch.nn.Sequential` "
@@ -229,4 +238,4 @@ def from_torch(
                 "torch.nn.Sequential."
             )
         converted.append(eqx.nn.Sequential(_convert(member, f"members[{index}]")))
-    return EnsembleDecoder.from_members(converted, latent_dim=latent_dim)
+    return converted
