@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
+from latentgeo.plot._grid import grid_map
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -270,6 +271,48 @@ def test_map_errors():
         lg.plot.magnification_map(
             ConstantMetric(jnp.eye(2), 2), bounds=(0.0, 1.0, 0.0, 1.0), batch_size=0
         )
+
+
+class OffsetCentre(eqx.Module):
+    """Latent points z of dimension 3 with a quantity |z - centre|^2 + z_3."""
+
+    centre: jax.Array
+    latent_dim: int = 3
+
+
+def _offset_square(model, z):
+    return jnp.sum((z - model.centre) ** 2) + z[2]
+
+
+def test_grid_map_equals_direct_evaluation_on_the_pca_plane():
+    # Points spread in the plane z_3 = 1 of R^3; their PCA plane is that plane,
+    # with origin their mean c. At plane coordinates (u, v) the latent point is
+    # c + u b_1 + v b_2 (orthonormal b_i in the plane), so the quantity is
+    # u^2 + v^2 + 1 whatever the basis' signs and order.
+    rng = np.random.default_rng(5)
+    points = np.concatenate([rng.normal(size=(20, 2)), np.ones((20, 1))], axis=1)
+    model = OffsetCentre(jnp.asarray(points.mean(axis=0), jnp.float32))
+    # 5 x 5 = 25 grid points in chunks of 4: the last chunk is padded.
+    ax = grid_map(
+        _offset_square,
+        model,
+        points=points,
+        bounds=None,
+        resolution=5,
+        batch_size=4,
+        log=False,
+        title="offset square",
+        label="value",
+        ax=None,
+    )
+    mesh = ax.collections[0]
+    centres = _mesh_centres(mesh)
+    expected = centres[..., 0] ** 2 + centres[..., 1] ** 2 + 1.0
+    image = np.asarray(mesh.get_array()).reshape(5, 5)
+    np.testing.assert_allclose(image, expected, rtol=1e-5)
+    assert ax.get_title().startswith("offset square") and "3-D" in ax.get_title()
+    assert mesh.colorbar.ax.get_ylabel() == "value"
+    ax.figure.canvas.draw()
 
 
 def _ellipses(ax):
