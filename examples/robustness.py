@@ -479,11 +479,11 @@ def measure_geodesics(
             init=_start(config.starts, train_codes),
             solver=_solver(config.solver),
             energy=_energy(config.energy, method),
+            discretisation=lg.Discretisation(
+                config.num_segments, config.num_points, config.max_steps
+            ),
             batch_size=len(pairs),
             progress=False,
-            num_segments=config.num_segments,
-            num_points=config.num_points,
-            max_steps=config.max_steps,
         )
     lengths = np.asarray(result.lengths, np.float64)
     sampled = _sampled_member_lengths(

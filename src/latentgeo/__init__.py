@@ -6,6 +6,7 @@ from ._curve import (
     CubicSpline as CubicSpline,
 )
 from ._decode import DecodedCurve as DecodedCurve, decode_along as decode_along
+from ._discretisation import Discretisation as Discretisation
 from ._energy import (
     AbstractEnergy as AbstractEnergy,
     DecorrelatedEnergy as DecorrelatedEnergy,

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Bool, PyTree
 
 HIGHEST = jax.lax.Precision.HIGHEST
 """Full float32 precision for matrix products: GPUs otherwise round them to
@@ -78,3 +79,17 @@ def padded_chunks(num_items: int, size: int) -> Iterator[tuple[np.ndarray, int]]
     for start in range(0, num_items, size):
         count = min(size, num_items - start)
         yield np.resize(np.arange(start, start + count), size), count
+
+
+def select_tree(mask: Bool[ArrayLike, ""], new: PyTree, old: PyTree) -> PyTree:
+    """`new` where `mask` holds, else `old`, leaf by leaf (the trees share one
+    structure; the leaves are arrays or `eqx.Enumeration` items)."""
+    return jtu.tree_map(lambda a, b: jnp.where(mask, a, b), new, old)
+
+
+def raise_if_failed(
+    throw: bool, value: PyTree, result: eqx.Enumeration, ok: Bool[Array, ""]
+) -> PyTree:
+    """With `throw`, `value` tied to a run-time error carrying `result`'s message
+    unless `ok` (`eqx.error_if`, under `jit` and `vmap`); else `value` as it is."""
+    return result.error_if(value, ~ok) if throw else value

@@ -8,12 +8,16 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._checks import as_float, checked_point
+from ._checks import as_float, checked_point, raise_if_failed, select_tree
 from ._curve import CubicSpline
+from ._discretisation import Discretisation
+from ._energy import AbstractEnergy, ExpectedEnergy
 from ._exp_log import LogEstimate, Shooting, estimate_log
+from ._geodesic import check_settings
 from ._geodesic_ode import adaptive, integrate_geodesic
 from ._geometry_results import GEOMETRY_RESULTS
 from ._metric import AbstractMetric
+from ._solvers import AbstractCurveSolver, AutoSolver
 
 # The exponential map moving the iterate, with `exp_map`'s defaults.
 _EXP = dict(solver=diffrax.Tsit5(), **adaptive(rtol=1e-6, atol=1e-6, max_steps=4096))
@@ -123,18 +127,21 @@ class _KarcherStep(eqx.Module):
     atol: float
     max_steps: int
     shooting: Shooting | None
-    geodesic_options: dict
+    solver: AbstractCurveSolver
+    energy: AbstractEnergy
+    discretisation: Discretisation
 
     def evaluate(self, mean: Array, params: Array) -> tuple[_Point, LogEstimate]:
         def log_to(point, warm):
-            init = CubicSpline(mean, point, warm)
-            options = {**self.geodesic_options, "init": init}
             return estimate_log(
                 self.metric,
                 mean,
                 point,
+                init=CubicSpline(mean, point, warm),
+                solver=self.solver,
+                energy=self.energy,
+                discretisation=self.discretisation,
                 shooting=self.shooting,
-                geodesic_options=options,
             )
 
         logs = jax.vmap(log_to)(self.points, params)
@@ -172,11 +179,7 @@ class _KarcherStep(eqx.Module):
             (candidate.variance <= state.best.variance)
             | (candidate.gradient_norm <= state.best.gradient_norm)
         )
-        best = jax.tree.map(
-            lambda new, old: jnp.where(improved | converged, new, old),
-            candidate,
-            state.best,
-        )
+        best = select_tree(improved | converged, candidate, state.best)
         step_size = jnp.where(improved, state.step_size, 0.5 * state.step_size)
         # The last allowed iteration does not move: `best` is then what it
         # returns, with its own distances, curves and gradient.
@@ -208,7 +211,6 @@ class _KarcherStep(eqx.Module):
         )
 
 
-@eqx.filter_jit
 def frechet_mean(
     metric: AbstractMetric,
     points: Float[ArrayLike, "N d"],
@@ -220,8 +222,10 @@ def frechet_mean(
     atol: float = 0.0,
     max_steps: int = 50,
     shooting: Shooting | None = None,
+    solver: AbstractCurveSolver = AutoSolver(),
+    energy: AbstractEnergy = ExpectedEnergy(),
+    discretisation: Discretisation = Discretisation(),
     throw: bool = True,
-    **geodesic_options,
 ) -> FrechetResult:
     r"""The weighted Fréchet (Karcher) mean of `points`:
     $\arg\min_m \sum_i w_i\, d(m, x_i)^2$.
@@ -258,15 +262,18 @@ def frechet_mean(
     - `rtol`, `atol`: the stopping test above (1e-3, 0).
     - `max_steps`: iterations (50).
     - `shooting`: a [`Shooting`][latentgeo.Shooting] to refine each logarithm
-      map (more accurate gradients, needs a twice-differentiable decoder).
+      map (more accurate gradients, where the decoder is twice
+      differentiable); default `None`, the boundary-value estimates.
+    - `solver`, `energy`, `discretisation`: the logarithm maps' geodesic
+      solves, as for [`geodesic`][latentgeo.geodesic] (each started from the
+      last curve to the same point).
     - `throw`: raise if the iteration or a geodesic fails; otherwise report it
       in `result`.
-    - `**geodesic_options`: passed to `geodesic` (`solver`, `num_segments`,
-      `num_points`, ...; not `init` or `max_steps`, which are the mean's own).
 
     **Returns:** a [`FrechetResult`][latentgeo.FrechetResult].
 
-    **Raises:** `ValueError` for `points` not of shape `(N, d)`, `weights` not
+    **Raises:** `TypeError` for arguments not of their kind; `ValueError` for
+    `points` not of shape `(N, d)`, `weights` not
     `(N,)`, or bad options; a runtime error for
     NaN/inf in `points`, `weights` or `init`, negative or all-zero weights, or
     (with `throw=True`) a failed geodesic or `max_steps` reached.
@@ -278,13 +285,42 @@ def frechet_mean(
     res.mean, res.converged, res.num_steps
     ```
     """
-    if not isinstance(metric, AbstractMetric):
-        raise TypeError(f"`metric` must be an AbstractMetric, got {type(metric)}.")
+    check_settings(metric, solver, energy, discretisation)
     if not (step_size > 0 and rtol >= 0 and atol >= 0 and max_steps >= 1):
         raise ValueError(
             "Need `step_size` > 0, `rtol` >= 0, `atol` >= 0 and `max_steps` >= 1; "
             f"got {step_size}, {rtol}, {atol}, {max_steps}."
         )
+    return _frechet_mean(
+        metric,
+        points,
+        weights,
+        init,
+        step_size,
+        rtol,
+        atol,
+        max_steps,
+        shooting,
+        (solver, energy, discretisation),
+        throw,
+    )
+
+
+@eqx.filter_jit
+def _frechet_mean(
+    metric,
+    points,
+    weights,
+    init,
+    step_size,
+    rtol,
+    atol,
+    max_steps,
+    shooting,
+    settings,
+    throw,
+) -> FrechetResult:
+    solver, energy, discretisation = settings
     points = _checked_points(points, metric.latent_dim)
     weights = _checked_weights(weights, points.shape[0], points.dtype)
     if init is None:
@@ -293,7 +329,7 @@ def frechet_mean(
         start = checked_point(
             jnp.asarray(init, points.dtype), metric.latent_dim, "init"
         )
-    num_segments = geodesic_options.get("num_segments", 10)
+    num_segments = discretisation.num_segments
     dtype, num_points = points.dtype, points.shape[0]
     unknown = _Point(
         mean=start,
@@ -312,9 +348,18 @@ def frechet_mean(
         result=GEOMETRY_RESULTS.successful,
         floor=jnp.zeros((), dtype),
     )
-    options = {k: v for k, v in geodesic_options.items() if k != "num_segments"}
     step = _KarcherStep(
-        metric, points, weights, step_size, rtol, atol, max_steps, shooting, options
+        metric,
+        points,
+        weights,
+        step_size,
+        rtol,
+        atol,
+        max_steps,
+        shooting,
+        solver,
+        energy,
+        discretisation,
     )
     with jax.default_matmul_precision("highest"):
         # (A lambda around `step`: JAX hashes loop bodies, modules hold arrays.)
@@ -325,9 +370,9 @@ def frechet_mean(
         final.done, final.result, GEOMETRY_RESULTS.mean_max_steps
     )
     best = final.best
-    mean = best.mean
-    if throw:
-        mean = result.error_if(mean, result != GEOMETRY_RESULTS.successful)
+    mean = raise_if_failed(
+        throw, best.mean, result, result == GEOMETRY_RESULTS.successful
+    )
     curves = CubicSpline(jnp.broadcast_to(best.mean, points.shape), points, best.params)
     return FrechetResult(
         mean,

@@ -1,18 +1,17 @@
 """Shortest paths: minimise a curve energy over cubic splines."""
 
-import warnings
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
-from ._checks import checked_point
+from ._checks import checked_point, raise_if_failed
 from ._curve import CubicSpline
-from ._energy import AbstractEnergy, DecorrelatedEnergy, ExpectedEnergy
+from ._discretisation import Discretisation
+from ._energy import AbstractEnergy, ExpectedEnergy
 from ._length_gradient import solved_length
-from ._metric import AbstractMetric
+from ._metric import AbstractMetric, check_metric
 from ._solvers import RESULTS, AbstractCurveSolver, AutoSolver
 
 LENGTH_POINTS = 1025
@@ -54,58 +53,21 @@ class GeodesicResult(eqx.Module):
         return self.result == RESULTS.successful
 
 
-def _energy_from_deprecated(energy, key) -> AbstractEnergy:
-    """The energy strategy for the 0.1 spellings `energy="expected"` /
-    `energy="decorrelated"` plus `key=`."""
-    if isinstance(energy, AbstractEnergy):
-        if key is not None:
-            raise ValueError(
-                "`key` is only for the deprecated `energy='decorrelated'`; pass "
-                "`energy=lg.DecorrelatedEnergy(key=key)`."
+def check_settings(
+    metric: object, solver: object, energy: object, discretisation: object
+) -> None:
+    """Raise `TypeError` unless each argument of a geodesic solve is of its kind
+    (at the entry points, before anything is traced)."""
+    check_metric(metric)
+    for name, value, kind in (
+        ("solver", solver, AbstractCurveSolver),
+        ("energy", energy, AbstractEnergy),
+        ("discretisation", discretisation, Discretisation),
+    ):
+        if not isinstance(value, kind):
+            raise TypeError(
+                f"`{name}` must be a {kind.__name__}, got {type(value).__name__}."
             )
-        return energy
-    if energy not in ("expected", "decorrelated"):
-        raise ValueError(
-            "`energy` must be an energy strategy such as `lg.ExpectedEnergy()` or "
-            f"`lg.DecorrelatedEnergy()`, got {energy!r}."
-        )
-    if key is not None and energy != "decorrelated":
-        raise ValueError("`key` is only used by `energy='decorrelated'`.")
-    replacement = (
-        "lg.ExpectedEnergy()"
-        if energy == "expected"
-        else "lg.DecorrelatedEnergy(key=...)"
-    )
-    warnings.warn(
-        f"`energy={energy!r}` (and `key=`) is deprecated and will be removed in "
-        f"latentgeo 0.3; pass `energy={replacement}`.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    if energy == "expected":
-        return ExpectedEnergy()
-    return DecorrelatedEnergy(key=key)
-
-
-def resolve_options(
-    solver: AbstractCurveSolver | None = None, **options
-) -> tuple[AbstractCurveSolver, dict]:
-    """The solver and every curve option that `geodesic` would use for these
-    arguments: defaults filled in and deprecated energy spellings resolved, so
-    that two spellings of the same run compare equal (resumable stores digest
-    them).
-
-    **Returns:** `(solver, options)` with `options` holding `energy`,
-    `num_segments`, `num_points` and `max_steps`.
-    """
-    energy = _energy_from_deprecated(
-        options.pop("energy", ExpectedEnergy()), options.pop("key", None)
-    )
-    unknown = set(options) - {"num_segments", "num_points", "max_steps"}
-    if unknown:
-        raise TypeError(f"Unknown geodesic options {sorted(unknown)}.")
-    resolved = {"num_segments": 10, "num_points": 64, "max_steps": 1000} | options
-    return (AutoSolver() if solver is None else solver), resolved | {"energy": energy}
 
 
 def _frozen(tree: PyTree) -> PyTree:
@@ -122,19 +84,16 @@ def geodesic(
     z1: Float[ArrayLike, " d"],
     *,
     init: CubicSpline | None = None,
-    solver: AbstractCurveSolver | None = None,
-    energy: AbstractEnergy | str = ExpectedEnergy(),
-    key: PRNGKeyArray | None = None,
-    num_segments: int = 10,
-    num_points: int = 64,
-    max_steps: int = 1000,
+    solver: AbstractCurveSolver = AutoSolver(),
+    energy: AbstractEnergy = ExpectedEnergy(),
+    discretisation: Discretisation = Discretisation(),
     throw: bool = True,
 ) -> GeodesicResult:
     r"""Find a geodesic from `z0` to `z1` by minimising the energy of a cubic spline.
 
     The curve is a [`CubicSpline`][latentgeo.CubicSpline] whose end points are
-    exact by construction. Its energy, evaluated on `num_points` uniform times, is
-    minimised by `solver` inside `jax.lax.while_loop`s. The solve is
+    exact by construction. Its energy, evaluated on the `discretisation`'s
+    uniform times, is minimised by `solver` inside `jax.lax.while_loop`s. The solve is
     jit-compiled and can be `jax.vmap`-ed over pairs (use `throw=False` there).
     Matrix products run at full float32 precision
     (`jax.default_matmul_precision("highest")`): GPUs otherwise round them to
@@ -154,8 +113,8 @@ def geodesic(
     - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
     - `z0`, `z1`: end points, shape `(d,)`.
     - `init`: a starting `CubicSpline` from `z0` to `z1` (e.g. a graph path fitted
-      with `CubicSpline.fit`); its number of segments replaces `num_segments`.
-      Default: the straight line.
+      with `CubicSpline.fit`); its number of segments replaces the
+      discretisation's. Default: the straight line.
     - `solver`: an [`AbstractCurveSolver`][latentgeo.AbstractCurveSolver];
       default [`AutoSolver`][latentgeo.AutoSolver], which chooses by the
       objective's structure (and uses the paper's Adam,
@@ -164,13 +123,9 @@ def geodesic(
       [performance page](../performance.md).
     - `energy`: an energy strategy: [`ExpectedEnergy`][latentgeo.ExpectedEnergy]
       (default; the metric's own energy) or
-      [`DecorrelatedEnergy`][latentgeo.DecorrelatedEnergy]. The strings
-      `"expected"`/`"decorrelated"` (with `key=`) of latentgeo 0.1 still work
-      and warn.
-    - `key`: deprecated; use `DecorrelatedEnergy(key=...)`.
-    - `num_segments`: spline segments ($n + 1$ free parameters per dimension).
-    - `num_points`: points at which the energy is evaluated.
-    - `max_steps`: iteration cap of the solver.
+      [`DecorrelatedEnergy`][latentgeo.DecorrelatedEnergy].
+    - `discretisation`: a [`Discretisation`][latentgeo.Discretisation] (spline
+      segments, energy points, iteration cap; default `Discretisation()`).
     - `throw`: raise if the solver fails; otherwise report it in `result`.
 
     **Returns:** a [`GeodesicResult`][latentgeo.GeodesicResult]. Its `length` is
@@ -179,6 +134,8 @@ def geodesic(
 
     **Raises:**
 
+    - `TypeError` if `metric`, `solver`, `energy` or `discretisation` is not of
+      its kind.
     - `ValueError` if `z0`/`z1` have the wrong shape, or the energy does not
       apply to the metric (`DecorrelatedEnergy` needs an `ExpectedMetric`).
     - A runtime error if `z0`/`z1` contain NaN/inf, or (with `throw=True`) if the
@@ -193,11 +150,7 @@ def geodesic(
     jax.grad(lambda a: lg.geodesic(metric, a, z1).length)(z0)  # (d,)
     ```
     """
-    if not isinstance(metric, AbstractMetric):
-        raise TypeError(f"`metric` must be an AbstractMetric, got {type(metric)}.")
-    if num_points < 2:
-        raise ValueError(f"`num_points` must be at least 2, got {num_points}.")
-    energy = _energy_from_deprecated(energy, key)
+    check_settings(metric, solver, energy, discretisation)
     return _geodesic(
         metric,
         z0,
@@ -205,34 +158,30 @@ def geodesic(
         init=init,
         solver=solver,
         energy=energy,
-        num_segments=num_segments,
-        num_points=num_points,
-        max_steps=max_steps,
+        discretisation=discretisation,
         throw=throw,
     )
 
 
 @eqx.filter_jit
 def _geodesic(
-    metric, z0, z1, *, init, solver, energy, num_segments, num_points, max_steps, throw
+    metric, z0, z1, *, init, solver, energy, discretisation, throw
 ) -> GeodesicResult:
     z0 = checked_point(z0, metric.latent_dim, "z0")
     z1 = checked_point(jnp.asarray(z1, z0.dtype), metric.latent_dim, "z1")
     if init is None:
-        init = CubicSpline.straight(z0, z1, num_segments)
+        init = CubicSpline.straight(z0, z1, discretisation.num_segments)
     else:
         init_ends = jnp.stack([init.z0, init.z1])
         mismatch = ~jnp.allclose(init_ends, jnp.stack([z0, z1]), rtol=1e-5, atol=1e-6)
         z0 = eqx.error_if(
             z0, mismatch, "`init` does not start at `z0` and end at `z1`."
         )
-    times = jnp.linspace(0.0, 1.0, num_points, dtype=z0.dtype)
+    times = discretisation.times(z0.dtype)
     objective = energy.objective(*_frozen((metric, z0, z1)), times)
-    if solver is None:
-        solver = AutoSolver()
     start = jax.lax.stop_gradient(init.params.astype(z0.dtype))
     with jax.default_matmul_precision("highest"):
-        solution = solver.minimise(objective, start, max_steps)
+        solution = solver.minimise(objective, start, discretisation.max_steps)
         # From a point to itself the geodesic is the constant curve, exactly.
         same = jnp.all(z0 == z1)
         params = jax.lax.stop_gradient(solution.params)
@@ -246,8 +195,7 @@ def _geodesic(
     length = jnp.where(finite, length, jnp.nan)
     result = RESULTS.where(same, RESULTS.successful, solution.result)
     result = RESULTS.where(finite, result, RESULTS.nonfinite)
-    if throw:
-        length = result.error_if(length, result != RESULTS.successful)
+    length = raise_if_failed(throw, length, result, result == RESULTS.successful)
     return GeodesicResult(
         curve,
         length,

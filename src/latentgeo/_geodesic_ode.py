@@ -13,14 +13,9 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._checks import HIGHEST, checked_point
+from ._checks import HIGHEST, checked_point, raise_if_failed
 from ._geometry_results import GEOMETRY_RESULTS
-from ._metric import AbstractMetric, AbstractPullbackMetric
-
-
-def _check_metric(metric: object) -> None:
-    if not isinstance(metric, AbstractMetric):
-        raise TypeError(f"`metric` must be an AbstractMetric, got {type(metric)}.")
+from ._metric import AbstractMetric, AbstractPullbackMetric, check_metric
 
 
 def _pullback_force(
@@ -88,7 +83,7 @@ def geodesic_acceleration(
     lg.geodesic_acceleration(metric, z, v)  # (d,)
     ```
     """
-    _check_metric(metric)
+    check_metric(metric)
     metric.check_point(z, "z")
     metric.check_point(v, "v")
     if isinstance(metric, AbstractPullbackMetric):
@@ -184,7 +179,7 @@ def adaptive(rtol: float, atol: float, max_steps: int) -> dict:
 
 
 def _checked_start(metric, z0, v) -> tuple[Array, Array]:
-    _check_metric(metric)
+    check_metric(metric)
     z0 = checked_point(z0, metric.latent_dim, "z0")
     return z0, checked_point(jnp.asarray(v, z0.dtype), metric.latent_dim, "v")
 
@@ -250,10 +245,8 @@ def exp_path(
             solver=solver,
             **adaptive(rtol, atol, max_steps),
         )
-    if throw:
-        points = path.result.error_if(path.points, ~path.converged)
-        path = eqx.tree_at(lambda p: p.points, path, points)
-    return path
+    points = raise_if_failed(throw, path.points, path.result, path.converged)
+    return eqx.tree_at(lambda p: p.points, path, points)
 
 
 @eqx.filter_jit
@@ -308,6 +301,4 @@ def exp_map(
             **adaptive(rtol, atol, max_steps),
         )
     end = jnp.where(path.converged, path.points[0], jnp.nan)
-    if throw:
-        end = path.result.error_if(end, ~path.converged)
-    return end
+    return raise_if_failed(throw, end, path.result, path.converged)

@@ -90,6 +90,14 @@ class AbstractMetric(eqx.Module):
         return _safe_sqrt(jnp.maximum(self.inner(z, v, v), 0.0))
 
 
+def check_metric(metric: object, name: str = "metric") -> None:
+    """Raise `TypeError` unless `metric` is an `AbstractMetric`."""
+    if not isinstance(metric, AbstractMetric):
+        raise TypeError(
+            f"`{name}` must be an AbstractMetric, got {type(metric).__name__}."
+        )
+
+
 class AbstractTensorMetric(AbstractMetric):
     r"""A metric given by its tensor alone: implement `tensor(z)` and `latent_dim`.
 

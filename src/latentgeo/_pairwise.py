@@ -21,12 +21,21 @@ from tqdm import tqdm
 
 from ._checks import host_points, padded_chunks
 from ._curve import CubicSpline
-from ._geodesic import resolve_options
-from ._metric import AbstractMetric
+from ._discretisation import Discretisation
+from ._energy import AbstractEnergy, ExpectedEnergy
+from ._geodesic import check_settings
+from ._metric import AbstractMetric, check_metric
 from ._pairwise_result import PairwiseResult, assemble, checked_pairs, warn_failures
 from ._sharding import Placement, place, solve_chunk
-from ._solvers import AbstractCurveSolver
-from ._starts import AbstractStart, CurveSource, GivenCurves, GraphStart, resolve_start
+from ._solvers import AbstractCurveSolver, AutoSolver
+from ._starts import (
+    AbstractStart,
+    CurveSource,
+    GraphStart,
+    StraightStart,
+    as_start,
+    run_discretisation,
+)
 from ._store import empty_state, fingerprint, load_state, save_state
 
 
@@ -35,14 +44,15 @@ def pairwise_geodesics(
     points: Float[ArrayLike, "N d"],
     *,
     pairs: Int[ArrayLike, "M 2"] | None = None,
-    init: AbstractStart | CubicSpline | str | None = None,  # str: deprecated
-    solver: AbstractCurveSolver | None = None,
+    init: AbstractStart | CubicSpline = StraightStart(),
+    solver: AbstractCurveSolver = AutoSolver(),
+    energy: AbstractEnergy = ExpectedEnergy(),
+    discretisation: Discretisation = Discretisation(),
     batch_size: int = 64,
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
     devices: Sequence[jax.Device] | None = None,
     vmap_size: int | None | Literal["auto"] = "auto",
-    **geodesic_options,
 ) -> PairwiseResult:
     """Geodesics between all unordered pairs of `points` (or the `pairs` asked),
     with their curves.
@@ -64,15 +74,13 @@ def pairwise_geodesics(
       solve only these pairs, from `points[i]` to `points[j]`, in this order.
       Default: all `N (N - 1) / 2` pairs `i < j`.
     - `init`: the starting curves, a start strategy:
-      [`StraightStart()`][latentgeo.StraightStart] (the default, also `None`),
+      [`StraightStart()`][latentgeo.StraightStart] (the default),
       [`GraphStart(neighbours=..., extra_points=...)`][latentgeo.GraphStart],
       [`ShortestOf(...)`][latentgeo.ShortestOf] of several, or
       [`GivenCurves`][latentgeo.GivenCurves] (a batched `CubicSpline` passed
-      here is short for it). The strings `"straight"`, `"graph"`, `"best"` with
-      `graph_neighbours=`, `graph_points=` and `refine=` still work but are
-      deprecated; `refine=False` is now
-      [`pairwise_graph_estimate`][latentgeo.pairwise_graph_estimate].
-    - `solver`: passed to `geodesic`.
+      here is short for it).
+    - `solver`, `energy`, `discretisation`: as for
+      [`geodesic`][latentgeo.geodesic].
     - `batch_size`: pairs per chunk (64), rounded up to a multiple of the number
       of devices.
     - `progress`: show a progress bar (tqdm) over pairs.
@@ -82,8 +90,8 @@ def pairwise_geodesics(
       `kill -9`) loses at most the chunk in progress. The file records a digest
       of everything the results depend on: the points and pairs, the metric (its
       arrays and static structure), the solver, the energy and `key`, the
-      starting curves, `num_segments`, `num_points` and `max_steps`; a
-      checkpoint of a run that differs in any of them is refused with an error
+      starting curves and the discretisation; a checkpoint of a run that
+      differs in any of them is refused with an error
       naming what changed. `batch_size`, `devices` and `vmap_size` may change
       between runs. Across hosts, give a path on a shared file system; process
       0 writes it.
@@ -97,12 +105,12 @@ def pairwise_geodesics(
       on CPUs: a lockstep batch runs until its slowest pair converges, and under
       `vmap` the solvers' conditionals (line searches) evaluate both branches.
       `"auto"` (default): `1` on CPU devices, else `None`.
-    - `**geodesic_options`: `energy`, `num_segments` (default 10, or the given
-      curves'), `num_points`, `max_steps`, `key` as for `geodesic`.
 
     **Returns:** a [`PairwiseResult`][latentgeo.PairwiseResult].
 
-    **Raises:** `ValueError` for points of the wrong shape or containing NaN/inf,
+    **Raises:** `TypeError` for a metric, start, solver, energy or
+    discretisation not of its kind; `ValueError` for points of the wrong shape
+    or containing NaN/inf,
     fewer than two points, bad `pairs`, a bad `batch_size`, starting curves that
     do not fit, a graph that splits the points, or an unreadable or mismatched
     checkpoint.
@@ -115,35 +123,27 @@ def pairwise_geodesics(
     result.distances, result.converged, result.curve_of(0, 3)
     ```
     """
+    check_settings(metric, solver, energy, discretisation)
+    start = as_start(init)
     points = host_points(points, metric.latent_dim, "points", min_rows=2)
     pairs = checked_pairs(pairs, points.shape[0])
-    start, estimate = resolve_start(init, geodesic_options)
-    if estimate is not None:  # the deprecated `refine=False`
-        return pairwise_graph_estimate(
-            metric,
-            points,
-            estimate,
-            num_segments=geodesic_options.get("num_segments", 10),
-            pairs=pairs,
-            progress=progress,
-        )
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
-    solver, options = resolve_options(solver, **_curve_options(start, geodesic_options))
+    discretisation = run_discretisation(start, discretisation)
     digests = fingerprint(
         points=points,
         pairs=pairs,
         metric=metric,
         solver=solver,
-        energy=options["energy"],
+        energy=energy,
         starts=start,
-        options={k: v for k, v in options.items() if k != "energy"},
+        discretisation=discretisation,
     )
-    params_shape = (options["num_segments"] + 1, points.shape[1])
+    params_shape = (discretisation.num_segments + 1, points.shape[1])
     state = _open_store(checkpoint, digests, len(pairs), params_shape)
     if not state["done"].all():
         sources = start.sources(
-            metric, points, pairs, options["num_segments"], progress
+            metric, points, pairs, discretisation.num_segments, progress
         )
         placement = place(devices, vmap_size)
         solve = functools.partial(
@@ -153,20 +153,12 @@ def pairwise_geodesics(
             points,
             pairs,
             sources,
-            solver,
-            tuple(sorted(options.items())),
+            (solver, energy, discretisation),
         )
         batch = placement.round_up(min(batch_size, len(pairs)))
         _solve_pending(state, solve, batch, checkpoint, digests, progress)
     warn_failures(state["lengths"], state["converged"])
     return assemble(points, pairs, state)
-
-
-def _curve_options(start: AbstractStart, geodesic_options: dict) -> dict:
-    """The options every `geodesic` call of the run gets; `num_segments` is
-    explicit (10, or the given curves'), so that every start has it."""
-    given = start.curves.num_segments if isinstance(start, GivenCurves) else 10
-    return {"num_segments": given, **geodesic_options}
 
 
 def _open_store(checkpoint, digests, num_pairs, params_shape) -> dict:
@@ -215,19 +207,19 @@ def _solve_from_starts(
     points: np.ndarray,
     pairs: np.ndarray,
     sources: list[CurveSource],
-    solver: AbstractCurveSolver | None,
-    options: tuple,
+    settings: tuple[AbstractCurveSolver, AbstractEnergy, Discretisation],
     ids: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Solve the pairs `ids` once per source of starting curves; keep each pair's
-    shortest finite curve, and count the steps of all its solves."""
+    """Solve the pairs `ids` once per source of starting curves with the
+    `(solver, energy, discretisation)` of `settings`; keep each pair's shortest
+    finite curve, and count the steps of all its solves."""
     rows, cols = pairs[ids, 0], pairs[ids, 1]
     ends = [placement.shard(points[index]) for index in (rows, cols)]
     found = []
     for source in sources:
         params = source(ids, rows, cols)
         start = None if params is None else placement.shard(params)
-        found.append(solve_chunk(placement, metric, *ends, start, solver, options))
+        found.append(solve_chunk(placement, metric, *ends, start, *settings))
     lengths = np.stack([f["lengths"] for f in found])
     shortest = np.argmin(np.where(np.isnan(lengths), np.inf, lengths), axis=0)
     pick = lambda key: np.stack([f[key] for f in found])[  # noqa: E731
@@ -287,6 +279,7 @@ def pairwise_graph_estimate(
     estimate.distances
     ```
     """
+    check_metric(metric)
     graph = GraphStart() if graph is None else graph
     points = host_points(points, metric.latent_dim, "points", min_rows=2)
     pairs = checked_pairs(pairs, points.shape[0])
@@ -315,7 +308,7 @@ def pairwise_distances(
 
     A convenience for [`pairwise_geodesics`][latentgeo.pairwise_geodesics]`(...)
     .distances`; it takes the same keyword arguments (`init`, `solver`,
-    `batch_size`, `progress`, `checkpoint`, `energy`, `num_points`, ...).
+    `energy`, `discretisation`, `batch_size`, `progress`, `checkpoint`, ...).
 
     **Arguments:**
 

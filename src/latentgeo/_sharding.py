@@ -18,6 +18,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import ArrayLike
 
 from ._curve import CubicSpline
+from ._discretisation import Discretisation
+from ._energy import AbstractEnergy
 from ._geodesic import GeodesicResult, geodesic
 from ._metric import AbstractMetric
 from ._solvers import AbstractCurveSolver
@@ -71,8 +73,9 @@ def solve_chunk(
     starts: jax.Array,
     ends: jax.Array,
     init_params: jax.Array | None,
-    solver: AbstractCurveSolver | None,
-    options: tuple,
+    solver: AbstractCurveSolver,
+    energy: AbstractEnergy,
+    discretisation: Discretisation,
 ) -> dict[str, np.ndarray]:
     """Solve one chunk of pairs (`starts`, `ends` and `init_params` sharded by
     `placement.shard`, `metric` by `placement.replicate`) and return its
@@ -82,8 +85,7 @@ def solve_chunk(
         starts,
         ends,
         init_params,
-        solver,
-        options,
+        (solver, energy, discretisation),
         placement.mesh,
         placement.vmap_size,
     )
@@ -97,7 +99,7 @@ def solve_chunk(
 
 @eqx.filter_jit
 def _solve_chunk(
-    metric, starts, ends, init_params, solver, options, mesh, vmap_size
+    metric, starts, ends, init_params, settings, mesh, vmap_size
 ) -> GeodesicResult:
     """The shards run SPMD on every device of `mesh` (`jax.shard_map`); each
     device loops until its own pairs converge, without waiting for the others.
@@ -105,6 +107,7 @@ def _solve_chunk(
     `jax.vmap` (all of them if `None`), one group after the other
     (`jax.lax.map`)."""
     dynamic, static = eqx.partition(metric, eqx.is_array)
+    solver, energy, discretisation = settings
 
     def solve_shard(dynamic, starts, ends, init_params):
         local_metric = eqx.combine(dynamic, static)
@@ -117,8 +120,9 @@ def _solve_chunk(
                 z1,
                 init=init,
                 solver=solver,
+                energy=energy,
+                discretisation=discretisation,
                 throw=False,
-                **dict(options),
             )
 
         if vmap_size is None:

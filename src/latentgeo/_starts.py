@@ -9,8 +9,8 @@ keeps the shortest curve, so combining starts is
 """
 
 import abc
+import dataclasses
 import functools
-import warnings
 from collections.abc import Callable
 
 import equinox as eqx
@@ -18,6 +18,7 @@ import numpy as np
 from jaxtyping import ArrayLike, Float, Int
 
 from ._curve import CubicSpline
+from ._discretisation import Discretisation
 from ._graph import GraphPaths, graph_paths
 from ._metric import AbstractMetric
 
@@ -204,12 +205,14 @@ class GivenCurves(AbstractStart):
     - `curves`: a [`CubicSpline`][latentgeo.CubicSpline] batched over the run's
       `M` pairs (every field with a leading axis `M`), in the order of `pairs`
       (by default `numpy.triu_indices(N, 1)`); curve `m` must join the points
-      of pair `m`. Its number of segments is the run's `num_segments`.
+      of pair `m`. Its number of segments replaces the discretisation's.
 
     **Example:**
 
     ```python
-    first = lg.pairwise_geodesics(metric, Z, max_steps=100)
+    first = lg.pairwise_geodesics(
+        metric, Z, discretisation=lg.Discretisation(max_steps=100)
+    )
     again = lg.pairwise_geodesics(metric, Z, init=lg.GivenCurves(first.curves))
     ```
     """
@@ -229,7 +232,7 @@ class GivenCurves(AbstractStart):
         if self.curves.num_segments != num_segments:
             raise ValueError(
                 f"The given curves have {self.curves.num_segments} segments, but "
-                f"`num_segments` is {num_segments}."
+                f"the run's discretisation has {num_segments}."
             )
         for name, ends, index in (
             ("z0", self.curves.z0, pairs[:, 0]),
@@ -245,62 +248,27 @@ class GivenCurves(AbstractStart):
         return [lambda ids, rows, cols: params[ids]]
 
 
-_LEGACY = ("graph_neighbours", "graph_points", "refine")
+def as_start(init: "AbstractStart | CubicSpline") -> "AbstractStart":
+    """The start `init` stands for: a batched `CubicSpline` is short for
+    `GivenCurves(init)`.
 
-
-def resolve_start(init, options: dict) -> tuple[AbstractStart, GraphStart | None]:
-    """The start `init` stands for: `None` is the straight line, a `CubicSpline`
-    the given curves. Translates the deprecated `init="straight"|"graph"|"best"`
-    with `graph_neighbours`, `graph_points` and `refine` (popped from `options`),
-    with a `DeprecationWarning`. Returns `(start, estimate)`: `estimate` is the
-    graph whose estimate alone is asked (`refine=False`), else `None`."""
-    legacy = {name: options.pop(name) for name in _LEGACY if name in options}
-    if not isinstance(init, str) and not legacy:
-        if init is None:
-            return StraightStart(), None
-        if isinstance(init, CubicSpline):
-            return GivenCurves(init), None
-        if not isinstance(init, AbstractStart):
-            raise TypeError(
-                "`init` must be a start such as `lg.GraphStart()` or a CubicSpline, "
-                f"got {type(init).__name__}."
-            )
-        return init, None
-    if isinstance(init, str) and init not in ("straight", "graph", "best"):
-        raise ValueError(
-            "`init` must be a start such as `lg.GraphStart()` or a CubicSpline, "
-            f"got {init!r}."
-        )
-    if isinstance(init, AbstractStart | CubicSpline):
+    **Raises:** `TypeError` for anything else."""
+    if isinstance(init, CubicSpline):
+        return GivenCurves(init)
+    if not isinstance(init, AbstractStart):
         raise TypeError(
-            f"{', '.join(f'`{name}`' for name in legacy)} cannot be combined with "
-            f"`init={type(init).__name__}(...)`: pass the graph's options to "
-            "`lg.GraphStart(neighbours=..., extra_points=...)`."
+            "`init` must be a start such as `lg.StraightStart()` or "
+            f"`lg.GraphStart()`, or a CubicSpline, got {type(init).__name__}."
         )
-    graph = GraphStart(
-        neighbours=legacy.get("graph_neighbours", 10),
-        extra_points=legacy.get("graph_points"),
-    )
-    start = {
-        None: StraightStart(),
-        "straight": StraightStart(),
-        "graph": graph,
-        "best": ShortestOf(StraightStart(), graph),
-    }[init]
-    refine = legacy.get("refine", True)
-    if not refine and init not in ("graph", "best"):
-        raise ValueError(
-            "`refine=False` returns the graph estimate: use "
-            "`lg.pairwise_graph_estimate(metric, points, lg.GraphStart(...))`."
-        )
-    warnings.warn(
-        "`init='straight'|'graph'|'best'`, `graph_neighbours`, `graph_points` and "
-        "`refine` are deprecated and will be removed in the next release: pass "
-        "`init=lg.StraightStart()`, `lg.GraphStart(neighbours=..., "
-        "extra_points=...)` or `lg.ShortestOf(lg.StraightStart(), "
-        "lg.GraphStart(...))`, and use `lg.pairwise_graph_estimate` for "
-        "`refine=False`.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return start, (None if refine else graph)
+    return init
+
+
+def run_discretisation(
+    start: AbstractStart, discretisation: Discretisation
+) -> Discretisation:
+    """The discretisation of a run from `start`: given curves keep their own
+    number of segments."""
+    if isinstance(start, GivenCurves):
+        segments = start.curves.num_segments
+        return dataclasses.replace(discretisation, num_segments=segments)
+    return discretisation

@@ -4,8 +4,9 @@ rewritten atomically (`latentgeo._atomic.atomic_write`) after every chunk.
 The store holds one row per pair (done, length, converged, steps, curve), so a
 rerun solves exactly the pairs not yet done, whatever its `batch_size`. Next to
 them it keeps one digest per component of the run (`latentgeo._digest`): a rerun
-whose metric, solver, energy, starting curves, options, points or pairs differ
-is refused with an error naming what changed, never resumed from stale results.
+whose metric, solver, energy, starting curves, discretisation, points or pairs
+differ is refused with an error naming what changed, never resumed from stale
+results.
 """
 
 import os
@@ -17,15 +18,15 @@ import numpy as np
 from ._atomic import atomic_write
 from ._digest import tree_digest
 
-_FORMAT = "latentgeo-pairwise/2"
+_FORMAT = "latentgeo-pairwise/3"
 _DESCRIPTIONS = {
     "points": "the points",
     "pairs": "the pairs asked (`pairs=`)",
     "metric": "the metric (its weights or structure)",
     "solver": "the solver",
-    "energy": "the energy (`energy=`, `key=`)",
+    "energy": "the energy (`energy=`)",
     "starts": "the starting curves (`init=`)",
-    "options": "the curve options (`num_segments`, `num_points`, `max_steps`)",
+    "discretisation": "the discretisation (`discretisation=`)",
 }
 _FIELDS = ("done", "lengths", "converged", "num_steps", "params")
 

@@ -10,9 +10,16 @@ import abc
 from typing import Generic, TypeVar
 
 import equinox as eqx
+import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._objective import AbstractCurveObjective
+
+
+def counter(x) -> Int[Array, ""]:
+    """`x` as an int32 counter: one dtype whether or not float64 is enabled, so
+    that counters agree in both branches of every `lax.cond`."""
+    return jnp.asarray(x, jnp.int32)
 
 
 class RESULTS(eqx.Enumeration):
@@ -51,8 +58,8 @@ class Minimisation(eqx.Module):
 
     params: PyTree
     value: Float[Array, ""]
-    num_steps: Int[Array, ""]
-    num_evaluations: Int[Array, ""]
+    num_steps: Int[Array, ""] = eqx.field(converter=counter)
+    num_evaluations: Int[Array, ""] = eqx.field(converter=counter)
     result: RESULTS
 
 
@@ -68,7 +75,7 @@ class Evaluation(eqx.Module):
 
     params: PyTree
     value: Float[Array, ""]
-    num_evaluations: Int[Array, ""]
+    num_evaluations: Int[Array, ""] = eqx.field(converter=counter)
 
 
 class AbstractCurveSolver(eqx.Module):

@@ -3,9 +3,9 @@ not, chosen by the objective's structure and by how the fast attempt went."""
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 from jaxtyping import PyTree
 
+from .._checks import select_tree
 from .._objective import (
     AbstractCurveObjective,
     AbstractLeastSquaresObjective,
@@ -28,12 +28,11 @@ def _robust_least_squares() -> WarmStart:
 def _better(first: Minimisation, second: Minimisation) -> Minimisation:
     """The lower-energy of two minimisations, with both costs counted."""
     take_second = second.value < first.value
-    chosen = jax.tree.map(
-        lambda a, b: jnp.where(take_second, a, b),
+    params, value, result = select_tree(
+        take_second,
         (second.params, second.value, second.result),
         (first.params, first.value, first.result),
     )
-    params, value, result = chosen
     return Minimisation(
         params=params,
         value=value,

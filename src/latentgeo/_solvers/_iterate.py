@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
+from .._checks import select_tree
 from .._objective import AbstractCurveObjective
-from ._base import RESULTS, AbstractIterativeSolver, Evaluation, Minimisation
+from ._base import RESULTS, AbstractIterativeSolver, Evaluation, Minimisation, counter
 
 
 class _Carry(eqx.Module):
@@ -21,10 +22,9 @@ class _Carry(eqx.Module):
 
 def _record(carry_best, carry_value, evaluation: Evaluation):
     better = evaluation.value < carry_value
-    best = jtu.tree_map(
-        lambda new, old: jnp.where(better, new, old), evaluation.params, carry_best
+    return select_tree(
+        better, (evaluation.params, evaluation.value), (carry_best, carry_value)
     )
-    return best, jnp.where(better, evaluation.value, carry_value)
 
 
 def iterative_solve(
@@ -68,8 +68,8 @@ def iterative_solve(
         state=state,
         best_params=best_params,
         best_value=best_value,
-        num_steps=jnp.array(0),
-        num_evaluations=jnp.asarray(first.num_evaluations),
+        num_steps=counter(0),
+        num_evaluations=first.num_evaluations,
     )
     final = jax.lax.while_loop(cond, body, init)
     stopped, verdict = solver.terminate(objective, final.params, final.state)

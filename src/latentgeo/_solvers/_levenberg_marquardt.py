@@ -1,12 +1,14 @@
 """Levenberg–Marquardt on least-squares curve objectives, with an optional
 structured secant estimate of the second-order term (NL2SOL)."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from .._checks import HIGHEST
+from .._checks import HIGHEST, select_tree
 from .._objective import AbstractCurveObjective, AbstractLeastSquaresObjective
 from ._base import RESULTS, AbstractIterativeSolver, Evaluation
 from ._gauss_newton import GaussNewtonSystem, gauss_newton_system
@@ -152,9 +154,7 @@ class LevenbergMarquardt(AbstractIterativeSolver[_LMState]):
         trial = params + delta.reshape(params.shape)
         system = gauss_newton_system(objective, trial)
         accept = jnp.isfinite(system.value) & (system.value < state.system.value)
-        pick = lambda new, old: jax.tree.map(  # noqa: E731
-            lambda a, b: jnp.where(accept, a, b), new, old
-        )
+        pick = functools.partial(select_tree, accept)
         correction = state.correction
         if self.secant:
             correction = _secant_update(correction, delta, state.system, system)

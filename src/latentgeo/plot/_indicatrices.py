@@ -8,7 +8,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import HIGHEST
-from .._metric import AbstractMetric
+from .._metric import AbstractMetric, check_metric
 from ._axes import new_axes
 from ._grid import evaluate, latent_grid
 from ._plane import label_axes
@@ -63,8 +63,7 @@ def indicatrices(
     **Raises:** `TypeError` if `metric` is not an `AbstractMetric`; `ValueError`
     as for `uncertainty_map`, or for a non-positive `scale`.
     """
-    if not isinstance(metric, AbstractMetric):
-        raise TypeError(f"`metric` must be an AbstractMetric, got {type(metric)}.")
+    check_metric(metric)
     if scale is not None and not scale > 0:
         raise ValueError(f"`scale` must be positive, got {scale}.")
     grid = latent_grid(metric.latent_dim, points, bounds, resolution)

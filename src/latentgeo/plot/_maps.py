@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._ensemble import EnsembleDecoder
-from .._metric import AbstractMetric
+from .._metric import AbstractMetric, check_metric
 from ._grid import grid_map
 
 if TYPE_CHECKING:
@@ -111,8 +111,7 @@ def magnification_map(
     **Raises:** `TypeError` if `metric` is not an `AbstractMetric`; `ValueError`
     as for `uncertainty_map`.
     """
-    if not isinstance(metric, AbstractMetric):
-        raise TypeError(f"`metric` must be an AbstractMetric, got {type(metric)}.")
+    check_metric(metric)
     return grid_map(
         _log_det,
         metric,
