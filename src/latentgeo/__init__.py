@@ -35,6 +35,7 @@ from ._kmeans import (
     KMeansResult as KMeansResult,
     kmeans as kmeans,
 )
+from ._lattice_graph import lattice_paths as lattice_paths
 from ._metric import (
     AbstractMetric as AbstractMetric,
     AbstractPullbackMetric as AbstractPullbackMetric,
@@ -67,6 +68,7 @@ from ._solvers import (
     AutoSolver as AutoSolver,
     Escalating as Escalating,
     Evaluation as Evaluation,
+    LatticeSearch as LatticeSearch,
     LevenbergMarquardt as LevenbergMarquardt,
     Minimisation as Minimisation,
     OptaxSolver as OptaxSolver,
@@ -77,9 +79,11 @@ from ._stability import (
     retraining_stability as retraining_stability,
 )
 from ._starts import (
+    AbstractGraphStart as AbstractGraphStart,
     AbstractStart as AbstractStart,
     GivenCurves as GivenCurves,
     GraphStart as GraphStart,
+    LatticeStart as LatticeStart,
     ShortestOf as ShortestOf,
     StraightStart as StraightStart,
 )

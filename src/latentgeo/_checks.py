@@ -62,6 +62,8 @@ def host_points(
         )
     if not np.issubdtype(points.dtype, np.floating):
         points = points.astype(jnp.result_type(float))
+    # float64 input becomes float32 unless float64 is enabled (as JAX would).
+    points = points.astype(jax.dtypes.canonicalize_dtype(points.dtype), copy=False)
     bad = np.flatnonzero(~np.all(np.isfinite(points), axis=1))
     if bad.size:
         shown = bad[:10].tolist()

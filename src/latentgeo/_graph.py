@@ -25,60 +25,62 @@ from tqdm import tqdm
 
 from ._checks import host_points, padded_chunks
 from ._curve import CubicSpline
-from ._metric import AbstractMetric
+from ._metric import AbstractMetric, check_metric
 
 
 class GraphPaths(eqx.Module):
-    """Shortest paths in a k-nearest-neighbour graph over latent points.
+    """Shortest paths in a weighted graph over latent points: a
+    k-nearest-neighbour graph ([`graph_paths`][latentgeo.graph_paths]) or a
+    lattice ([`lattice_paths`][latentgeo.lattice_paths]).
 
-    Built by [`graph_paths`][latentgeo.graph_paths]. The graph's nodes are the
-    `N` query points followed by any extra points; distances and paths are kept
-    from every query point to every node.
+    The graph's nodes are the `N` query points followed by the other nodes
+    (extra points, lattice nodes). Distances between the query points are kept;
+    paths are found again (Dijkstra from the pairs' first points) when asked
+    for, so memory stays $O(N^2 + E)$ whatever the number of nodes.
 
     **Attributes:**
 
     - `distances`: `(N, N)` graph distances between the query points: the metric
       length of the shortest path, symmetric with zero diagonal. An estimate of
       the geodesic distance, usually above it (a path is a curve), though each
-      edge is measured on `edge_points` points only, so on strongly curved
-      metrics it can fall below. NaN for pairs that no path of finite edges
-      joins: the metric is NaN or infinite between them.
+      edge is measured on a few points only, so on strongly curved metrics it
+      can fall below. NaN for pairs that no path of finite edges joins: the
+      metric is NaN or infinite between them.
     - `nodes`: `(V, d)` the graph's nodes, the query points first.
-    - `predecessors`: `(N, V)` node before node `v` on the shortest path from
-      query point `i` (`-9999` at `v = i` and where no path reaches `v`).
-    - `node_distances`: `(N, V)` graph distance from query point `i` to node `v`
-      (`inf` where no path of finite edges reaches `v`).
+    - `edges`: `(E, 2)` the node indices of the finite edges (undirected).
+    - `weights`: `(E,)` their metric lengths.
     """
 
     distances: Float[np.ndarray, "N N"]
     nodes: Float[np.ndarray, "V d"]
-    predecessors: Int[np.ndarray, "N V"]
-    node_distances: Float[np.ndarray, "N V"]
+    edges: Int[np.ndarray, "E 2"]
+    weights: Float[np.ndarray, " E"]
+
+    def _dijkstra(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distances `(S, V)` and predecessors `(S, V)` from the nodes `sources`."""
+        from scipy.sparse.csgraph import dijkstra
+
+        distances, predecessors = dijkstra(
+            _csr(self.edges, self.weights, self.nodes.shape[0]),
+            directed=False,
+            indices=sources,
+            return_predecessors=True,
+        )
+        return distances, predecessors
 
     def path(self, i: int, j: int) -> Float[np.ndarray, "m d"]:
         """The nodes of the shortest path from query point `i` to `j`, `(m, d)`.
 
         **Raises:** `ValueError` if no path of finite edges joins them."""
-        if not np.isfinite(self.node_distances[i, j]):
+        if i != j and not np.isfinite(self.distances[i, j]):
             raise ValueError(
                 f"No path of finite edges joins query points {i} and {j}: the "
                 "metric is NaN or infinite between them."
             )
-        hops = self._walk(np.array([i]), np.array([j]))[0]
+        distances, predecessors = self._dijkstra(np.array([i]))
+        hops = _walk(predecessors, np.array([0]), np.array([i]), np.array([j]))[0]
         keep = np.concatenate([[True], hops[1:] != hops[:-1]])
         return self.nodes[hops[keep]]
-
-    def _walk(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Node sequences `(B, L)` from `sources` to `targets`, each padded at its
-        start by repeating its source; `targets` must be reachable."""
-        current = np.asarray(targets)
-        hops = [current]
-        while np.any(current != sources):
-            current = np.where(
-                current == sources, current, self.predecessors[sources, current]
-            )
-            hops.append(current)
-        return np.stack(hops[::-1], axis=1)
 
     def init_curves(
         self,
@@ -103,12 +105,14 @@ class GraphPaths(eqx.Module):
         **Returns:** a `CubicSpline` batched over the `B` pairs.
         """
         rows, cols = np.asarray(rows), np.asarray(cols)
-        joined = np.isfinite(self.node_distances[rows, cols])
-        hops = self._walk(rows, np.where(joined, cols, rows))  # (B, L)
+        sources, which = np.unique(rows, return_inverse=True)
+        node_distances, predecessors = self._dijkstra(sources)
+        joined = np.isfinite(node_distances[which, cols])
+        hops = _walk(predecessors, which, rows, np.where(joined, cols, rows))
         if hops.shape[1] == 1:  # every pair unjoined: no segment to walk
             hops = np.concatenate([hops, hops], axis=1)
-        total = np.where(joined, self.node_distances[rows, cols], 1.0)
-        along = self.node_distances[rows[:, None], hops] / total[:, None]
+        total = np.where(joined, node_distances[which, cols], 1.0)
+        along = node_distances[which[:, None], hops] / total[:, None]
         along[:, -1] = 1.0
         times = np.linspace(0.0, 1.0, 4 * (num_segments + 1) + 1)
         # Index of the path segment holding each time: (B, S).
@@ -128,6 +132,59 @@ class GraphPaths(eqx.Module):
         samples[:, 0], samples[:, -1] = self.nodes[rows], self.nodes[cols]  # exact
         samples = jnp.asarray(samples, self.nodes.dtype)
         return _fit_paths(samples, jnp.asarray(times, samples.dtype), num_segments)
+
+
+def _walk(
+    predecessors: np.ndarray,
+    which: np.ndarray,
+    sources: np.ndarray,
+    targets: np.ndarray,
+) -> np.ndarray:
+    """Node sequences `(B, L)` from `sources` to `targets` (reachable) through
+    the predecessor rows `which`, each padded at its start by repeating its
+    source."""
+    current = np.asarray(targets)
+    hops = [current]
+    while np.any(current != sources):
+        current = np.where(current == sources, current, predecessors[which, current])
+        hops.append(current)
+    return np.stack(hops[::-1], axis=1)
+
+
+def _csr(edges: np.ndarray, weights: np.ndarray, num_nodes: int):
+    from scipy.sparse import coo_array
+
+    # Sparse graphs treat stored zeros as no edge: keep weights positive so that
+    # duplicate points never look unconnected.
+    positive = np.maximum(weights, np.finfo(weights.dtype).tiny)
+    return coo_array(
+        (positive, (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes)
+    ).tocsr()
+
+
+def shortest_paths(
+    nodes: np.ndarray,
+    edges: np.ndarray,
+    weights: np.ndarray,
+    num_query: int,
+    chunk: int = 256,
+) -> GraphPaths:
+    """The `GraphPaths` of a graph: Dijkstra from the first `num_query` nodes, in
+    chunks of sources, keeping the distances between them. Edges of non-finite
+    weight are left out."""
+    from scipy.sparse.csgraph import dijkstra
+
+    finite = np.isfinite(weights)
+    edges, weights = edges[finite].astype(np.intc), weights[finite]
+    graph = _csr(edges, weights, nodes.shape[0])
+    distances = np.empty((num_query, num_query), np.float64)
+    for start in range(0, num_query, chunk):
+        sources = np.arange(start, min(start + chunk, num_query))
+        found = dijkstra(graph, directed=False, indices=sources)
+        distances[sources] = found[:, :num_query]
+    distances = np.triu(np.where(np.isinf(distances), np.nan, distances), 1)
+    distances = (distances + distances.T).astype(nodes.dtype)
+    return GraphPaths(distances=distances, nodes=nodes, edges=edges, weights=weights)
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -162,9 +219,9 @@ def graph_paths(
     metric: AbstractMetric,
     points: Float[ArrayLike, "N d"],
     *,
-    neighbours: int = 10,
+    neighbours: int | None = None,
     extra_points: Float[ArrayLike, "E d"] | None = None,
-    edge_points: int = 8,
+    edge_points: int = 16,
     batch_size: int = 4096,
     progress: bool = False,
 ) -> GraphPaths:
@@ -176,7 +233,8 @@ def graph_paths(
     `metric.curve_length` of its straight segment on `edge_points` points,
     computed in `jax.vmap`-ed, jit-compiled chunks of `batch_size` edges. Paths
     from every query point come from Dijkstra's algorithm
-    (`scipy.sparse.csgraph.dijkstra`).
+    (`scipy.sparse.csgraph.dijkstra`). In two latent dimensions
+    [`lattice_paths`][latentgeo.lattice_paths] needs no data points to follow.
 
     Edges whose length is NaN or infinite (the metric is not finite along them)
     are left out. Query points that the remaining edges do not join, e.g. a
@@ -188,10 +246,11 @@ def graph_paths(
 
     - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
     - `points`: `(N, d)` query points.
-    - `neighbours`: $k$, nearest neighbours per node (10).
+    - `neighbours`: $k$, nearest neighbours per node. Default: 10 (or every
+      other node, if fewer), doubled until the graph joins the query points.
     - `extra_points`: optional `(E, d)` further nodes, e.g. the training codes,
       so that paths can follow the data between sparse query points.
-    - `edge_points`: points per edge at which its length is measured (8).
+    - `edge_points`: points per edge at which its length is measured (16).
     - `batch_size`: edges per vmapped chunk (4096).
     - `progress`: show a progress bar over edge chunks.
 
@@ -199,42 +258,49 @@ def graph_paths(
     fast approximate geodesic distances, `init_curves` the starting curves.
 
     **Raises:** `ImportError` without scipy; `ValueError` for bad shapes or
-    options, or when the neighbour graph splits the query points into groups
-    that no edge joins (raise `neighbours` or add `extra_points`).
+    options, or when a given number of `neighbours` splits the query points
+    into groups that no edge joins (raise it or add `extra_points`).
 
     **Example:**
 
     ```python
-    graph = lg.graph_paths(metric, Z, neighbours=10, extra_points=train_codes)
+    graph = lg.graph_paths(metric, Z, extra_points=train_codes)
     graph.distances        # (N, N) graph estimate
     graph.path(0, 5)       # nodes of the path from Z[0] to Z[5]
     ```
     """
-    try:
-        from scipy.sparse import coo_array
-        from scipy.sparse.csgraph import dijkstra
-    except ImportError as error:
-        raise ImportError(
-            "Graph initialisation needs scipy: `pip install latentgeo[graph]`."
-        ) from error
+    require_scipy()
+    check_metric(metric)
     points = host_points(points, metric.latent_dim, "points", min_rows=2)
     nodes = points
     if extra_points is not None:
         extra = host_points(extra_points, metric.latent_dim, "extra_points")
         nodes = np.concatenate([points, extra.astype(points.dtype)])
     num_nodes, num_query = nodes.shape[0], points.shape[0]
-    if not 1 <= neighbours < num_nodes:
+    if neighbours is not None and not 1 <= neighbours < num_nodes:
         raise ValueError(
             f"`neighbours` must be in 1..{num_nodes - 1} (nodes - 1), got {neighbours}."
         )
     if edge_points < 2 or batch_size < 1:
         raise ValueError("`edge_points` must be >= 2 and `batch_size` >= 1.")
+    edges = _connecting_edges(nodes, num_query, neighbours)
+    weights = edge_lengths(metric, nodes, edges, edge_points, batch_size, progress)
+    return shortest_paths(nodes, edges, weights, num_query)
 
-    near = _nearest_neighbours(nodes, neighbours)
-    tails = np.repeat(np.arange(num_nodes), neighbours)
-    edges = np.unique(np.sort(np.stack([tails, near.ravel()], axis=1), axis=1), axis=0)
-    edges = edges.astype(np.intc)  # the index type csgraph's routines take
-    weights = np.empty(len(edges), points.dtype)
+
+def edge_lengths(
+    metric: AbstractMetric,
+    nodes: np.ndarray,
+    edges: np.ndarray,
+    edge_points: int,
+    batch_size: int = 4096,
+    progress: bool = False,
+) -> np.ndarray:
+    """The metric lengths `(E,)` of the straight edges, each measured on
+    `edge_points` points, in vmapped chunks of `batch_size` edges."""
+    weights = np.empty(len(edges), nodes.dtype)
+    if not len(edges):
+        return weights
     size = min(batch_size, len(edges))
     chunks = padded_chunks(len(edges), size)
     for chunk, count in tqdm(
@@ -247,29 +313,51 @@ def graph_paths(
             edge_points,
         )
         weights[chunk[:count]] = np.asarray(lengths)[:count]
-    _check_connected(edges, num_nodes, num_query, neighbours)
-    finite = np.isfinite(weights)
-    # Sparse graphs treat stored zeros as edges, but keep weights positive anyway
-    # so that duplicate points never look unconnected.
-    weights = np.maximum(weights[finite], np.finfo(weights.dtype).tiny)
-    graph = coo_array(
-        (weights, (edges[finite, 0], edges[finite, 1])), shape=(num_nodes, num_nodes)
-    ).tocsr()
-    node_distances, predecessors = dijkstra(
-        graph, directed=False, indices=np.arange(num_query), return_predecessors=True
-    )
-    distances = node_distances[:, :num_query].astype(points.dtype)
-    distances = np.triu(np.where(np.isinf(distances), np.nan, distances), 1)
-    return GraphPaths(
-        distances=distances + distances.T,
-        nodes=nodes,
-        predecessors=predecessors.astype(np.int64),
-        node_distances=node_distances,
-    )
+    return weights
 
 
-def _check_connected(edges, num_nodes: int, num_query: int, neighbours: int) -> None:
-    """Raise unless the neighbour graph, finite or not, joins all query points."""
+def neighbour_edges(nodes: np.ndarray, k: int) -> np.ndarray:
+    """The undirected edges `(E, 2)` joining each node to its `k` nearest."""
+    near = _nearest_neighbours(nodes, k)
+    tails = np.repeat(np.arange(nodes.shape[0]), k)
+    edges = np.sort(np.stack([tails, near.ravel()], axis=1), axis=1)
+    return np.unique(edges, axis=0).astype(np.intc)
+
+
+def require_scipy() -> None:
+    try:
+        import scipy.sparse.csgraph  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "Graph initialisation needs scipy: `pip install latentgeo[graph]`."
+        ) from error
+
+
+def _connecting_edges(
+    nodes: np.ndarray, num_query: int, neighbours: int | None
+) -> np.ndarray:
+    """The undirected edges `(E, 2)` of the `neighbours`-nearest-neighbour graph;
+    by default of the first graph from `min(10, V - 1)` neighbours, doubling,
+    that joins the query points."""
+    num_nodes = nodes.shape[0]
+    k = min(10, num_nodes - 1) if neighbours is None else neighbours
+    while True:
+        edges = neighbour_edges(nodes, k)
+        groups = _query_groups(edges, num_nodes, num_query)
+        if groups == 1:
+            return edges
+        if neighbours is not None or k == num_nodes - 1:
+            raise ValueError(
+                f"The {k}-nearest-neighbour graph splits the query points into "
+                f"{groups} unconnected groups; raise `neighbours` or add "
+                "`extra_points` between them."
+            )
+        k = min(2 * k, num_nodes - 1)
+
+
+def _query_groups(edges, num_nodes: int, num_query: int) -> int:
+    """How many connected groups the graph (finite or not) splits the query
+    points into."""
     from scipy.sparse import coo_array
     from scipy.sparse.csgraph import connected_components
 
@@ -278,10 +366,4 @@ def _check_connected(edges, num_nodes: int, num_query: int, neighbours: int) -> 
         (ones, (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes)
     ).tocsr()
     _, labels = connected_components(structure, directed=False)
-    components = np.unique(labels[:num_query]).size
-    if components > 1:
-        raise ValueError(
-            f"The {neighbours}-nearest-neighbour graph splits the query points into "
-            f"{components} unconnected groups; raise `neighbours` or add "
-            "`extra_points` between them."
-        )
+    return np.unique(labels[:num_query]).size

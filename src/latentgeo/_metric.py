@@ -18,7 +18,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ._checks import HIGHEST, check_point_shape
 from ._ensemble import EnsembleDecoder, call_module, infer_latent_dim
@@ -71,6 +71,15 @@ class AbstractMetric(eqx.Module):
     def curve_length(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         r"""Discrete length $\approx \int_0^1 \sqrt{\gamma'^\top G \gamma'}\,dt$ of the
         polygon through `points`, shape `(T + 1, d)`."""
+
+    @abc.abstractmethod
+    def edge_lengths(
+        self, points: Float[Array, "V d"], edges: Int[Array, "E 2"]
+    ) -> Float[Array, " E"]:
+        r"""Lengths of the straight segments `points[i] -> points[j]` for the
+        rows `(i, j)` of `edges`, each measured as `curve_length` measures a
+        one-segment polygon, sharing the work at shared points (a graph's
+        edges)."""
 
     def check_point(self, z: Array, name: str = "z") -> None:
         """Raise `ValueError` (at trace time) unless `z` has shape `(latent_dim,)`."""
@@ -130,6 +139,15 @@ class AbstractTensorMetric(AbstractMetric):
     def curve_length(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         return jnp.sum(_safe_sqrt(jnp.maximum(self._segment_squares(points), 0.0)))
 
+    def edge_lengths(
+        self, points: Float[Array, "V d"], edges: Int[Array, "E 2"]
+    ) -> Float[Array, " E"]:
+        starts, ends = points[edges[:, 0]], points[edges[:, 1]]
+        squares = jax.vmap(lambda a, b: self._segment_squares(jnp.stack([a, b]))[0])(
+            starts, ends
+        )
+        return _safe_sqrt(jnp.maximum(squares, 0.0))
+
 
 class AbstractPullbackMetric(AbstractMetric):
     r"""The pull-back $G = J_e^\top J_e$ of the Euclidean metric through an
@@ -166,6 +184,13 @@ class AbstractPullbackMetric(AbstractMetric):
 
     def curve_length(self, points: Float[Array, "num_points d"]) -> Float[Array, ""]:
         return jnp.sum(safe_norm(self._steps(points)))
+
+    def edge_lengths(
+        self, points: Float[Array, "V d"], edges: Int[Array, "E 2"]
+    ) -> Float[Array, " E"]:
+        _check_points(points, self.latent_dim)
+        embedded = jax.vmap(self.embed)(points)  # each point once
+        return safe_norm(embedded[edges[:, 1]] - embedded[edges[:, 0]])
 
 
 class PullbackMetric(AbstractPullbackMetric):

@@ -34,6 +34,7 @@ class AbstractCurveObjective(eqx.Module):
     """The energy of the cubic spline from `z0` to `z1` with given deviation
     parameters `(n + 1, d)`, sampled at `times` `(T + 1,)` uniform in $[0, 1]$."""
 
+    metric: eqx.AbstractVar[AbstractMetric]
     z0: eqx.AbstractVar[Float[Array, " d"]]
     z1: eqx.AbstractVar[Float[Array, " d"]]
     times: eqx.AbstractVar[Float[Array, " num_points"]]

@@ -29,11 +29,12 @@ from ._pairwise_result import PairwiseResult, assemble, checked_pairs, warn_fail
 from ._sharding import Placement, place, solve_chunk
 from ._solvers import AbstractCurveSolver, AutoSolver
 from ._starts import (
+    AbstractGraphStart,
     AbstractStart,
     CurveSource,
-    GraphStart,
     StraightStart,
     as_start,
+    default_graph,
     run_discretisation,
 )
 from ._store import empty_state, fingerprint, load_state, save_state
@@ -236,30 +237,39 @@ def _solve_from_starts(
 def pairwise_graph_estimate(
     metric: AbstractMetric,
     points: Float[ArrayLike, "N d"],
-    graph: GraphStart | None = None,
+    graph: AbstractGraphStart | None = None,
     *,
-    num_segments: int = 10,
     pairs: Int[ArrayLike, "M 2"] | None = None,
+    curves: bool = True,
+    discretisation: Discretisation = Discretisation(),
     progress: bool = True,
 ) -> PairwiseResult:
     """The graph estimate of the geodesics between all pairs of `points` (or the
     `pairs` asked): graph path lengths as distances, fitted graph paths as
     curves, with no curve solver.
 
-    Seconds where the solved matrix takes minutes or hours (see the performance
-    page), and an upper estimate of each geodesic distance (a path is a curve),
-    up to the error of measuring each edge on a few points. A function of its
-    own, rather than an option of `pairwise_geodesics`, because it shares none
-    of that function's machinery: no solver, no devices, no checkpoint.
+    The fast path for many points: seconds where the solved matrix takes
+    minutes or hours, within a few percent of the solved distances (measured
+    on the [performance page](../performance.md#the-graph-estimate)); a graph
+    path is a curve, so the estimate lies above the geodesic distance up to
+    the error of measuring each edge on a few points. A function of its own,
+    rather than an option of `pairwise_geodesics`, because it shares none of
+    that function's machinery: no solver, no devices, no checkpoint.
 
     **Arguments:**
 
     - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric].
     - `points`: `(N, d)` latent points.
-    - `graph`: a [`GraphStart`][latentgeo.GraphStart] with the graph's options
-      (default `GraphStart()`: 10 neighbours, no extra points).
-    - `num_segments`: segments of the splines fitted to the paths (10).
+    - `graph`: the graph, an
+      [`AbstractGraphStart`][latentgeo.AbstractGraphStart]. Default: in a 2-D
+      latent space a lattice over the points' box
+      ([`LatticeStart()`][latentgeo.LatticeStart]), in others the neighbour
+      graph of the points ([`GraphStart()`][latentgeo.GraphStart]; pass
+      `GraphStart(extra_points=train_codes)` to let it follow the data).
     - `pairs`: optional `(M, 2)` indices `(i, j)`, as for `pairwise_geodesics`.
+    - `curves`: fit a spline to every pair's path (`True`); `False` returns
+      `curves=None`, for matrices too large to hold a curve per pair.
+    - `discretisation`: its `num_segments` is that of the fitted splines.
     - `progress`: show a progress bar over the graph's edges.
 
     **Returns:** a [`PairwiseResult`][latentgeo.PairwiseResult] with `num_steps`
@@ -267,29 +277,36 @@ def pairwise_graph_estimate(
     infinite between them) have NaN length, straight curves and
     `pair_converged` `False`.
 
-    **Raises:** as [`graph_paths`][latentgeo.graph_paths], and `ValueError` for
-    bad `pairs`.
+    **Raises:** as [`graph_paths`][latentgeo.graph_paths] and
+    [`lattice_paths`][latentgeo.lattice_paths], and `ValueError` for bad
+    `pairs`.
 
     **Example:**
 
     ```python
-    estimate = lg.pairwise_graph_estimate(
-        metric, Z, lg.GraphStart(neighbours=10, extra_points=train_codes)
-    )
+    estimate = lg.pairwise_graph_estimate(metric, Z)
     estimate.distances
     ```
     """
     check_metric(metric)
-    graph = GraphStart() if graph is None else graph
     points = host_points(points, metric.latent_dim, "points", min_rows=2)
     pairs = checked_pairs(pairs, points.shape[0])
+    graph = default_graph(metric.latent_dim) if graph is None else graph
+    if not isinstance(graph, AbstractGraphStart):
+        raise TypeError(
+            "`graph` must be a graph start such as `lg.GraphStart()` or "
+            f"`lg.LatticeStart()`, got {type(graph).__name__}."
+        )
     paths = graph.graph(metric, points, progress)
     rows, cols = pairs[:, 0], pairs[:, 1]
-    size = min(1024, len(pairs))
-    params = np.zeros((len(pairs), num_segments + 1, points.shape[1]), points.dtype)
-    for chunk, count in padded_chunks(len(pairs), size):
-        fitted = paths.init_curves(rows[chunk], cols[chunk], num_segments).params
-        params[chunk[:count]] = np.asarray(fitted)[:count]
+    params = None
+    if curves:
+        num_segments = discretisation.num_segments
+        shape = (len(pairs), num_segments + 1, points.shape[1])
+        params = np.zeros(shape, points.dtype)
+        for chunk, count in padded_chunks(len(pairs), min(1024, len(pairs))):
+            fitted = paths.init_curves(rows[chunk], cols[chunk], num_segments)
+            params[chunk[:count]] = np.asarray(fitted.params)[:count]
     lengths = paths.distances[rows, cols]
     state = dict(
         lengths=lengths,

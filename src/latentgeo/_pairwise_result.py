@@ -27,6 +27,7 @@ class PairwiseResult(eqx.Module):
     - `curves`: a [`CubicSpline`][latentgeo.CubicSpline] batched over the `M`
       pairs (every field has a leading axis `M`), curve `m` running from
       `points[pairs[m, 0]]` to `points[pairs[m, 1]]`; `curve_of(i, j)` picks one.
+      `None` for a graph estimate asked without curves.
     - `num_steps`: `(M,)` solver iterations per pair (zero for the graph
       estimate).
 
@@ -42,7 +43,7 @@ class PairwiseResult(eqx.Module):
     pairs: Int[Array, "M 2"]
     lengths: Float[Array, " M"]
     pair_converged: Bool[Array, " M"]
-    curves: CubicSpline
+    curves: CubicSpline | None
     num_steps: Int[Array, " M"]
 
     @property
@@ -71,6 +72,8 @@ class PairwiseResult(eqx.Module):
             raise ValueError(
                 "`i == j`: the geodesic from a point to itself is trivial."
             )
+        if self.curves is None:
+            raise ValueError("This result holds no curves (`curves=False`).")
         pairs = np.asarray(self.pairs)
         for a, b, forward in ((i, j, True), (j, i, False)):
             found = np.flatnonzero((pairs[:, 0] == a) & (pairs[:, 1] == b))
@@ -137,13 +140,15 @@ def warn_failures(lengths: np.ndarray, converged: np.ndarray) -> None:
 
 def assemble(points: np.ndarray, pairs: np.ndarray, state: dict) -> PairwiseResult:
     """The `PairwiseResult` of per-pair `state` (lengths, converged, curve
-    parameters, steps), in the points' float dtype."""
+    parameters or `None`, steps), in the points' float dtype."""
     dtype = points.dtype
-    curves = CubicSpline(
-        jnp.asarray(points[pairs[:, 0]]),
-        jnp.asarray(points[pairs[:, 1]]),
-        jnp.asarray(state["params"], dtype),
-    )
+    curves = None
+    if state["params"] is not None:
+        curves = CubicSpline(
+            jnp.asarray(points[pairs[:, 0]]),
+            jnp.asarray(points[pairs[:, 1]]),
+            jnp.asarray(state["params"], dtype),
+        )
     return PairwiseResult(
         points=jnp.asarray(points),
         pairs=jnp.asarray(pairs),

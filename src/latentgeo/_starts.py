@@ -20,6 +20,7 @@ from jaxtyping import ArrayLike, Float, Int
 from ._curve import CubicSpline
 from ._discretisation import Discretisation
 from ._graph import GraphPaths, graph_paths
+from ._lattice_graph import lattice_paths
 from ._metric import AbstractMetric
 
 CurveSource = Callable[[np.ndarray, np.ndarray, np.ndarray], ArrayLike | None]
@@ -81,7 +82,26 @@ def _as_extra_points(extra_points):
     return extra_points.astype(float)
 
 
-class GraphStart(AbstractStart):
+class AbstractGraphStart(AbstractStart):
+    """Start every pair from its shortest path in a graph whose edges are
+    weighted by their metric length; implement `graph`. A graph start is also
+    what [`pairwise_graph_estimate`][latentgeo.pairwise_graph_estimate]
+    measures."""
+
+    @abc.abstractmethod
+    def graph(
+        self, metric: AbstractMetric, points: Float[ArrayLike, "N d"], progress: bool
+    ) -> GraphPaths:
+        """The graph's shortest paths between `points`."""
+
+    def sources(
+        self, metric, points, pairs, num_segments, progress
+    ) -> list[CurveSource]:
+        graph = self.graph(metric, points, progress)
+        return [functools.partial(_graph_curves, graph, num_segments)]
+
+
+class GraphStart(AbstractGraphStart):
     """Start every pair from its shortest path in a k-nearest-neighbour graph
     whose edges are weighted by their metric length (Arvanitidis et al. 2019).
 
@@ -92,31 +112,34 @@ class GraphStart(AbstractStart):
     follows the data and can lead the solver to a shorter geodesic than the
     straight start finds. Pairs that no path of finite edges joins start from
     the straight line. The graph's distances alone are
-    [`pairwise_graph_estimate`][latentgeo.pairwise_graph_estimate].
+    [`pairwise_graph_estimate`][latentgeo.pairwise_graph_estimate]. In two
+    latent dimensions [`LatticeStart`][latentgeo.LatticeStart] needs no data
+    points.
 
     **Arguments:**
 
-    - `neighbours`: $k$, nearest neighbours per node (10).
+    - `neighbours`: $k$, nearest neighbours per node; default 10 (or every other
+      node if fewer), doubled until the graph joins the query points.
     - `extra_points`: optional `(E, d)` further graph nodes, e.g. the training
       codes, so that paths can follow the data between sparse query points.
-    - `edge_points`: points per edge at which its length is measured (8).
+    - `edge_points`: points per edge at which its length is measured (16).
 
     **Example:**
 
     ```python
-    start = lg.GraphStart(neighbours=10, extra_points=train_codes)
+    start = lg.GraphStart(extra_points=train_codes)
     D = lg.pairwise_distances(metric, Z, init=start)
     ```
     """
 
-    neighbours: int = eqx.field(static=True, default=10)
+    neighbours: int | None = eqx.field(static=True, default=None)
     extra_points: Float[np.ndarray, "E d"] | None = eqx.field(
         default=None, converter=_as_extra_points
     )
-    edge_points: int = eqx.field(static=True, default=8)
+    edge_points: int = eqx.field(static=True, default=16)
 
     def __check_init__(self):
-        if self.neighbours < 1:
+        if self.neighbours is not None and self.neighbours < 1:
             raise ValueError(f"`neighbours` must be >= 1, got {self.neighbours}.")
         if self.edge_points < 2:
             raise ValueError(f"`edge_points` must be >= 2, got {self.edge_points}.")
@@ -128,7 +151,6 @@ class GraphStart(AbstractStart):
     def graph(
         self, metric: AbstractMetric, points: Float[ArrayLike, "N d"], progress: bool
     ) -> GraphPaths:
-        """The graph over `points` and `extra_points`."""
         return graph_paths(
             metric,
             points,
@@ -138,11 +160,47 @@ class GraphStart(AbstractStart):
             progress=progress,
         )
 
-    def sources(
-        self, metric, points, pairs, num_segments, progress
-    ) -> list[CurveSource]:
-        graph = self.graph(metric, points, progress)
-        return [functools.partial(_graph_curves, graph, num_segments)]
+
+class LatticeStart(AbstractGraphStart):
+    """Start every pair from its shortest path on a lattice over the points'
+    bounding box, in a two-dimensional latent space
+    ([`lattice_paths`][latentgeo.lattice_paths]): every route through the box,
+    with no data points needed.
+
+    **Arguments:**
+
+    - `cells`: lattice cells along the box's side (128).
+    - `margin`: the box's margin on each side, a fraction of the points'
+      extent (0.25).
+
+    **Example:**
+
+    ```python
+    estimate = lg.pairwise_graph_estimate(metric, Z, lg.LatticeStart(cells=256))
+    ```
+    """
+
+    cells: int = eqx.field(static=True, default=128)
+    margin: float = eqx.field(static=True, default=0.25)
+
+    def __check_init__(self):
+        if self.cells < 2 or not self.margin >= 0:
+            raise ValueError(
+                f"Need `cells` >= 2 and `margin` >= 0, got {self.cells}, {self.margin}."
+            )
+
+    def graph(
+        self, metric: AbstractMetric, points: Float[ArrayLike, "N d"], progress: bool
+    ) -> GraphPaths:
+        return lattice_paths(
+            metric, points, cells=self.cells, margin=self.margin, progress=progress
+        )
+
+
+def default_graph(latent_dim: int) -> AbstractGraphStart:
+    """The graph of a run that names none: the lattice in two dimensions, the
+    neighbour graph of the points in others."""
+    return LatticeStart() if latent_dim == 2 else GraphStart()
 
 
 def _graph_curves(graph: GraphPaths, num_segments: int, ids, rows, cols):

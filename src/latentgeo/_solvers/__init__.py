@@ -10,5 +10,6 @@ from ._base import (
 from ._compose import WarmStart as WarmStart
 from ._default import AutoSolver as AutoSolver, Escalating as Escalating
 from ._iterate import iterative_solve as iterative_solve
+from ._lattice_search import LatticeSearch as LatticeSearch
 from ._levenberg_marquardt import LevenbergMarquardt as LevenbergMarquardt
 from ._optax import OptaxSolver as OptaxSolver

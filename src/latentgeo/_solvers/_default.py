@@ -13,6 +13,7 @@ from .._objective import (
 )
 from ._base import RESULTS, AbstractCurveSolver, Minimisation
 from ._compose import WarmStart, then
+from ._lattice_search import LatticeSearch
 from ._levenberg_marquardt import LevenbergMarquardt
 from ._optax import OptaxSolver, shared_adam
 
@@ -104,7 +105,10 @@ class AutoSolver(AbstractCurveSolver):
     - A sum of squares (pull-back metrics with `ExpectedEnergy` or the exact
       `DecorrelatedEnergy`) in at most `max_gauss_newton_dim` latent
       dimensions: [`Escalating`][latentgeo.Escalating] (structured
-      Levenberg–Marquardt, then a robust restart if needed). A Gauss–Newton
+      Levenberg–Marquardt, then a robust restart if needed), checked in two
+      dimensions against the shortest path on a lattice
+      ([`LatticeSearch`][latentgeo.LatticeSearch]), which solves again from
+      that path when it takes a shorter route. A Gauss–Newton
       iteration costs $d$ JVPs per curve point and member, so in more
       dimensions a gradient (one reverse pass) is cheaper (the threshold is
       chosen on the [performance page](../performance.md#latent-dimension)).
@@ -122,7 +126,9 @@ class AutoSolver(AbstractCurveSolver):
       `least_squares` (2).
     """
 
-    least_squares: AbstractCurveSolver = eqx.field(default_factory=Escalating)
+    least_squares: AbstractCurveSolver = eqx.field(
+        default_factory=lambda: LatticeSearch(Escalating())
+    )
     gradient_solver: AbstractCurveSolver = eqx.field(default_factory=_robust_generic)
     stochastic: AbstractCurveSolver = eqx.field(default_factory=OptaxSolver.paper_adam)
     max_gauss_newton_dim: int = eqx.field(static=True, default=2)

@@ -1,0 +1,116 @@
+r"""A global check of a local solve in two latent dimensions: the shortest path
+on a lattice over the pair's neighbourhood, and a second solve from it when it
+takes another route."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import PyTree
+
+from .._curve import CubicSpline
+from .._lattice import Lattice, edge_weights, leaves_tube, path_to, shortest_distances
+from .._objective import AbstractCurveObjective
+from ._base import RESULTS, AbstractCurveSolver, Minimisation
+
+
+def _nothing(first: Minimisation) -> Minimisation:
+    """No second solve: nothing better, nothing spent."""
+    return Minimisation(
+        params=first.params,
+        value=jnp.full_like(first.value, jnp.inf),
+        num_steps=0,
+        num_evaluations=0,
+        result=first.result,
+    )
+
+
+def better_of(first: Minimisation, second: Minimisation) -> Minimisation:
+    """The lower-energy of two minimisations, with both costs counted."""
+    take_second = second.value < first.value
+    pick = lambda a, b: jnp.where(take_second, a, b)  # noqa: E731
+    return Minimisation(
+        params=jax.tree.map(pick, second.params, first.params),
+        value=pick(second.value, first.value),
+        num_steps=first.num_steps + second.num_steps,
+        num_evaluations=first.num_evaluations + second.num_evaluations,
+        result=RESULTS.where(take_second, second.result, first.result),
+    )
+
+
+class LatticeSearch(AbstractCurveSolver):
+    r"""Solve from the given start, then look for another route on a lattice;
+    if one looks shorter, solve from it too and keep the lower energy.
+
+    For a pair in a two-dimensional latent space, a square lattice of
+    `(cells + 1)^2` nodes is laid over the box around the end points and the
+    curve found (its longer side plus `margin` times it on each side); its
+    edges, to the 16 nearest lattice directions, are weighted by their metric
+    length, and the shortest lattice path from `z0` to `z1` is found by
+    Bellman–Ford relaxation in JAX. That path is the measured test of whether
+    the local solve was global:
+
+    - if it stays within `tube` lattice spacings of the curve found, both are
+      the same route and nothing more is done;
+    - if it takes another route and is shorter than `1 + slack` times the
+      curve found (a lattice path is longer than the geodesic along it, by up
+      to a few percent), the local solver runs again from the path (fitted by
+      a spline), and the lower energy is kept;
+    - if the local solve did not converge, it runs again from the path anyway
+      (a second, global attempt).
+
+    The lattice costs one metric evaluation per node (about as much as a few
+    curve evaluations at 32 cells); the second solve only happens when the
+    test asks for it. Measured on the
+    [performance page](../performance.md). In other dimensions (and for
+    Monte Carlo energies) the local solve is returned as it is.
+
+    **Arguments:**
+
+    - `local`: the solver run from each start.
+    - `cells`: lattice cells along the box's side (32).
+    - `margin`: the box's margin on each side, as a fraction of the end
+      points' and curve's extent (0.5).
+    - `tube`: the tube's radius in lattice spacings (2.0).
+    - `slack`: how much longer than the curve found a lattice path on another
+      route may be and still be tried (0.05).
+    """
+
+    local: AbstractCurveSolver
+    cells: int = eqx.field(static=True, default=32)
+    margin: float = eqx.field(static=True, default=0.5)
+    tube: float = eqx.field(static=True, default=2.0)
+    slack: float = eqx.field(static=True, default=0.05)
+
+    def __check_init__(self):
+        if self.cells < 2:
+            raise ValueError(f"`cells` must be at least 2, got {self.cells}.")
+        if not (self.margin >= 0 and self.tube > 0 and self.slack >= 0):
+            raise ValueError(
+                "`margin` and `slack` must be >= 0 and `tube` > 0, got "
+                f"{self.margin}, {self.tube}, {self.slack}."
+            )
+
+    def minimise(
+        self, objective: AbstractCurveObjective, params: PyTree, max_steps: int
+    ) -> Minimisation:
+        first = self.local.minimise(objective, params, max_steps)
+        if objective.z0.shape[-1] != 2:
+            return first
+        metric, z0, z1 = objective.metric, objective.z0, objective.z1
+        curve = CubicSpline(z0, z1, first.params)
+        points = curve(objective.times)
+        lattice = Lattice.around(points, self.cells, self.margin)
+        weights = edge_weights(metric, lattice)
+        found = shortest_distances(metric, lattice, weights, z0)
+        path = path_to(metric, lattice, found, z0, z1, params.shape[0] - 1)
+        length = metric.curve_length(points)
+        elsewhere = leaves_tube(path.points, points, self.tube * lattice.spacing)
+        promising = path.length < (1 + self.slack) * length
+        failed = first.result != RESULTS.successful
+        retry = (elsewhere & promising) | (failed & jnp.isfinite(path.length))
+        second = jax.lax.cond(
+            retry,
+            lambda: self.local.minimise(objective, path.curve.params, max_steps),
+            lambda: _nothing(first),
+        )
+        return better_of(first, second)
