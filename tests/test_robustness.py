@@ -289,7 +289,7 @@ def test_paper_preset():
     assert (config.schedule, config.codes, config.energy) == (
         "split-batch",
         "sampled",
-        "decorrelated",
+        "expected",
     )
     assert (config.learning_rate, config.clip_norm, config.batch_size) == (
         5e-5,

@@ -114,7 +114,14 @@ def geodesic(
     - `z0`, `z1`: end points, shape `(d,)`.
     - `init`: a starting `CubicSpline` from `z0` to `z1` (e.g. a graph path fitted
       with `CubicSpline.fit`); its number of segments replaces the
-      discretisation's. Default: the straight line.
+      discretisation's. Default: the straight line. In a two-dimensional
+      latent space the default solver does not stop at the geodesic nearest
+      to the start: it checks it against the shortest path on a lattice over
+      the pair's neighbourhood and solves again from that path when it takes
+      a shorter route ([`LatticeSearch`][latentgeo.LatticeSearch]). In more
+      dimensions a single call finds the geodesic nearest to its start;
+      [`pairwise_geodesics`][latentgeo.pairwise_geodesics] also starts each
+      pair from a graph path.
     - `solver`: an [`AbstractCurveSolver`][latentgeo.AbstractCurveSolver];
       default [`AutoSolver`][latentgeo.AutoSolver], which chooses by the
       objective's structure (and uses the paper's Adam,

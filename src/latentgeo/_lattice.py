@@ -60,7 +60,7 @@ class Lattice(eqx.Module):
     def nodes(self) -> Float[Array, "size size 2"]:
         index = jnp.arange(self.size, dtype=self.origin.dtype)
         grid = jnp.stack(jnp.meshgrid(index, index, indexing="ij"), axis=-1)
-        return self.origin + self.spacing * grid
+        return self.origin[None, None] + self.spacing * grid
 
     def block(self, z: Float[Array, " 2"]) -> Int[Array, "BLOCK2 2"]:
         """Indices `(BLOCK^2, 2)` of the nodes around `z` (clipped to the
@@ -68,7 +68,7 @@ class Lattice(eqx.Module):
         corner = jnp.floor((z - self.origin) / self.spacing).astype(jnp.int32)
         steps = jnp.arange(_BLOCK, dtype=jnp.int32) - (_BLOCK // 2 - 1)
         offsets = jnp.stack(jnp.meshgrid(steps, steps, indexing="ij"), -1)
-        return jnp.clip(corner + offsets.reshape(-1, 2), 0, self.cells)
+        return jnp.clip(corner[None] + offsets.reshape(-1, 2), 0, self.cells)
 
 
 def grid_weights(
@@ -87,7 +87,7 @@ def grid_weights(
     source = np.broadcast_to(index[:, :, None, :], targets.shape)
     flat = lambda ij: ij[..., 0] * cols + ij[..., 1]  # noqa: E731
     edges = np.stack([flat(source), np.where(inside, flat(targets), flat(source))], -1)
-    nodes = origin + spacing * jnp.asarray(index.reshape(-1, 2), origin.dtype)
+    nodes = origin[None] + spacing * jnp.asarray(index.reshape(-1, 2), origin.dtype)
     lengths = metric.edge_lengths(nodes, jnp.asarray(edges.reshape(-1, 2)))
     lengths = lengths.reshape(rows, cols, len(DIRECTIONS))
     usable = jnp.asarray(inside) & jnp.isfinite(lengths)

@@ -47,7 +47,7 @@ def _attachments(metric, lattice: Lattice, points) -> tuple[jax.Array, jax.Array
 
 def lattice_paths(
     metric: AbstractMetric,
-    points: Float[ArrayLike, "N 2"],
+    points: Float[ArrayLike, "N d"],
     *,
     cells: int = 128,
     margin: float = 0.25,

@@ -32,9 +32,9 @@ from ._starts import (
     AbstractGraphStart,
     AbstractStart,
     CurveSource,
-    StraightStart,
     as_start,
     default_graph,
+    default_start,
     run_discretisation,
 )
 from ._store import empty_state, fingerprint, load_state, save_state
@@ -45,7 +45,7 @@ def pairwise_geodesics(
     points: Float[ArrayLike, "N d"],
     *,
     pairs: Int[ArrayLike, "M 2"] | None = None,
-    init: AbstractStart | CubicSpline = StraightStart(),
+    init: AbstractStart | CubicSpline | None = None,
     solver: AbstractCurveSolver = AutoSolver(),
     energy: AbstractEnergy = ExpectedEnergy(),
     discretisation: Discretisation = Discretisation(),
@@ -75,11 +75,18 @@ def pairwise_geodesics(
       solve only these pairs, from `points[i]` to `points[j]`, in this order.
       Default: all `N (N - 1) / 2` pairs `i < j`.
     - `init`: the starting curves, a start strategy:
-      [`StraightStart()`][latentgeo.StraightStart] (the default),
+      [`StraightStart()`][latentgeo.StraightStart],
       [`GraphStart(neighbours=..., extra_points=...)`][latentgeo.GraphStart],
+      [`LatticeStart()`][latentgeo.LatticeStart],
       [`ShortestOf(...)`][latentgeo.ShortestOf] of several, or
       [`GivenCurves`][latentgeo.GivenCurves] (a batched `CubicSpline` passed
-      here is short for it).
+      here is short for it). Default: in a 2-D latent space the straight line,
+      each pair then checked by the default solver against a lattice over its
+      neighbourhood ([`LatticeSearch`][latentgeo.LatticeSearch]); in more
+      dimensions the shorter of the straight start and the path through the
+      neighbour graph of `points`
+      (`ShortestOf(StraightStart(), GraphStart())`; add data codes as nodes
+      with `GraphStart(extra_points=...)`).
     - `solver`, `energy`, `discretisation`: as for
       [`geodesic`][latentgeo.geodesic].
     - `batch_size`: pairs per chunk (64), rounded up to a multiple of the number
@@ -125,7 +132,7 @@ def pairwise_geodesics(
     ```
     """
     check_settings(metric, solver, energy, discretisation)
-    start = as_start(init)
+    start = default_start(metric.latent_dim) if init is None else as_start(init)
     points = host_points(points, metric.latent_dim, "points", min_rows=2)
     pairs = checked_pairs(pairs, points.shape[0])
     if batch_size < 1:

@@ -197,6 +197,19 @@ class LatticeStart(AbstractGraphStart):
         )
 
 
+def default_start(latent_dim: int) -> AbstractStart:
+    """The start of a run that names none. In two latent dimensions the
+    straight line: the default solver checks each pair against a lattice
+    ([`LatticeSearch`][latentgeo.LatticeSearch]). In others the shorter of the
+    straight start and the path in the neighbour graph of the points: "global"
+    there means over the routes through the given points (pass
+    `ShortestOf(StraightStart(), GraphStart(extra_points=codes))` to add data
+    codes as nodes)."""
+    if latent_dim == 2:
+        return StraightStart()
+    return ShortestOf(StraightStart(), GraphStart())
+
+
 def default_graph(latent_dim: int) -> AbstractGraphStart:
     """The graph of a run that names none: the lattice in two dimensions, the
     neighbour graph of the points in others."""
