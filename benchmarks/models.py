@@ -12,7 +12,7 @@ training codes (graph nodes for data-following starts) and 100 query codes
   `benchmarks/_model.py` (same keys), so older numbers stay comparable.
 - `elu`, `tanh`, `softplus`: the same data and architecture with those
   activations, initialised with `key(0)` and trained with `key(1)` as the former
-  `benchmarks/smooth_decoders.py` did (so `elu` is its model, bit for bit).
+  0.1's ELU comparison did (so `elu` is its model, bit for bit).
 - `circle`: the model of `examples/circle.py` (8 tanh members
   `2 -> 128 -> 128 -> 16` with weights 6x the default scale, 3,000 steps on 500
   noisy circle points); queries: 100 points at random angles, radius
