@@ -70,6 +70,10 @@ def _geodesic(**options):
     return solve
 
 
+def _finer(num_segments: int, num_points: int) -> lg.Discretisation:
+    return lg.Discretisation(num_segments=num_segments, num_points=num_points)
+
+
 METHODS = {
     "default": Method(_geodesic()),  # lg.AutoSolver()
     "warmstart": Method(_geodesic(solver=lg.WarmStart())),  # the 0.1 default
@@ -86,10 +90,10 @@ METHODS = {
         _geodesic(solver=lg.AutoSolver(lg.Escalating(fast_steps=40)))
     ),
     # Finer curves: segments and energy points together.
-    "default-s20": Method(_geodesic(num_segments=20, num_points=128), 128),
-    "default-s32": Method(_geodesic(num_segments=32, num_points=256), 256),
+    "default-s20": Method(_geodesic(discretisation=_finer(20, 128)), 128),
+    "default-s32": Method(_geodesic(discretisation=_finer(32, 256)), 256),
     "lm-s20": Method(
-        _geodesic(solver=lg.LevenbergMarquardt(), num_segments=20, num_points=128),
+        _geodesic(solver=lg.LevenbergMarquardt(), discretisation=_finer(20, 128)),
         128,
     ),
 }

@@ -77,12 +77,15 @@ def main(output: str) -> None:
     )
 
     # On this strongly curved metric the spline's direction at t = 0 is only as
-    # good as its resolution; shooting makes exp_map(v) hit the target.
+    # good as its resolution (`shooting=None`: the boundary-value estimate);
+    # shooting, log_map's default, makes exp_map(v) hit the target.
     target = jnp.array([np.cos(1.0), np.sin(1.0)], jnp.float32)
-    fine = {"num_segments": 40, "num_points": 160}
+    fine = lg.Discretisation(num_segments=40, num_points=160)
     velocities = {
-        "10 segments": lg.log_map(metric, z0, target, solver=SOLVER),
-        "40 segments": lg.log_map(metric, z0, target, solver=SOLVER, **fine),
+        "10 segments": lg.log_map(metric, z0, target, solver=SOLVER, shooting=None),
+        "40 segments": lg.log_map(
+            metric, z0, target, solver=SOLVER, discretisation=fine, shooting=None
+        ),
         "10 segments + Shooting()": lg.log_map(
             metric, z0, target, solver=SOLVER, shooting=lg.Shooting()
         ),

@@ -128,6 +128,27 @@ def test_max_steps_is_reported_or_raised():
         lg.frechet_mean(SPHERE, points, init=far, max_steps=1, **FAST)
 
 
+def test_discretisation_is_the_logarithm_maps_not_the_iterations():
+    points = around_centre([0.8] * 4, np.pi / 2 * np.arange(4) + 0.3)
+    centre = stereographic(CENTRE)
+    four = lg.Discretisation(num_segments=4)
+    res = lg.frechet_mean(SPHERE, points, discretisation=four, **FAST)
+    assert res.curves.num_segments == 4
+    np.testing.assert_allclose(res.mean, centre, atol=1e-3)
+    np.testing.assert_allclose(res.distances, 0.8, rtol=1e-3)
+    # One solver step per logarithm map fails the geodesic solves, reported
+    # as theirs, not as the mean's own `max_steps`.
+    far = jnp.asarray(points[0])
+    one_step = lg.Discretisation(max_steps=1)
+    failed = lg.frechet_mean(
+        SPHERE, points, init=far, discretisation=one_step, throw=False, **FAST
+    )
+    assert bool(failed.result == lg.GEOMETRY_RESULTS.max_steps_reached)
+    assert not bool(failed.converged)
+    with pytest.raises(Exception, match="max_steps"):
+        lg.frechet_mean(SPHERE, points, init=far, discretisation=one_step, **FAST)
+
+
 def test_bad_input():
     points = jnp.zeros((3, 2))
     with pytest.raises((ValueError, TypeError), match="points"):
@@ -142,3 +163,16 @@ def test_bad_input():
         lg.frechet_mean(SPHERE, points, jnp.zeros(3), **FAST)
     with pytest.raises(ValueError, match="step_size"):
         lg.frechet_mean(SPHERE, points, step_size=0.0)
+    wrong = [
+        dict(solver="lm"),
+        dict(energy="expected"),
+        dict(discretisation=dict(num_segments=4)),
+    ]
+    for settings in wrong:
+        (name,) = settings
+        message = f"`{name}` must be a|parameter '{name}'"
+        with pytest.raises(TypeError, match=message):
+            lg.frechet_mean(SPHERE, points, **settings)
+    for old in (dict(num_segments=4), dict(num_points=16), dict(key=None)):
+        with pytest.raises(TypeError, match="unexpected keyword argument"):
+            lg.frechet_mean(SPHERE, points, **old)

@@ -24,7 +24,8 @@ def test_gradient_of_the_sphere_distance_is_that_of_the_great_circle():
         solver = lg.LevenbergMarquardt(rtol=1e-12)
 
         def distance(a, b):
-            return lg.geodesic(SPHERE, a, b, solver=solver, num_points=129).length
+            fine = lg.Discretisation(num_points=129)
+            return lg.geodesic(SPHERE, a, b, solver=solver, discretisation=fine).length
 
         grads = jax.grad(distance, argnums=(0, 1))(z0, z1)
         expected = jax.grad(great_circle, argnums=(0, 1))(z0, z1)
@@ -75,7 +76,8 @@ def test_gradient_matches_finite_differences_on_a_trained_ensemble(getkey):
 
         def distance(ensemble, a):
             metric = lg.ExpectedMetric(ensemble)
-            return lg.geodesic(metric, a, z1, solver=solver, num_points=128).length
+            fine = lg.Discretisation(num_points=128)
+            return lg.geodesic(metric, a, z1, solver=solver, discretisation=fine).length
 
         d_ensemble, d_z0 = eqx.filter_grad(lambda args: distance(*args))((ensemble, z0))
         # One random direction in weight space and the two latent directions.
@@ -148,6 +150,8 @@ def test_fresh_default_solvers_do_not_recompile():
     z0, z1, _ = sphere_pair(60.0)
     lg.geodesic(metric, z0, z1)
     first = len(traces)
-    lg.geodesic(metric, z0 + 0.01, z1, solver=None)
+    lg.geodesic(metric, z0 + 0.01, z1, solver=lg.AutoSolver())
     lg.geodesic(metric, z0, z1 - 0.01, energy=lg.ExpectedEnergy())
+    fresh = lg.Discretisation(num_segments=10, num_points=64, max_steps=1000)
+    lg.geodesic(metric, z0 + 0.02, z1, discretisation=fresh)
     assert first > 0 and len(traces) == first

@@ -97,17 +97,24 @@ def test_checkpoint_of_another_run_is_refused_naming_what_changed(tmp_path):
     points = chart_points(3)
     path = tmp_path / "run.npz"
     curves = _straight_curves(points)
-    options = dict(checkpoint=path, progress=False, init=curves, max_steps=200)
+    options = dict(
+        checkpoint=path,
+        progress=False,
+        init=curves,
+        discretisation=lg.Discretisation(max_steps=200),
+    )
     lg.pairwise_distances(LINEAR, points, **options)
     retrained = eqx.tree_at(
         lambda m: m.decoder.matrix, LINEAR, LINEAR.decoder.matrix * 1.01
     )
     bent = eqx.tree_at(lambda c: c.params, curves, curves.params + 0.01)
+    more_steps = lg.Discretisation(max_steps=300)
     runs = [
         ("metric", retrained, dict()),
         ("solver", LINEAR, dict(solver=lg.OptaxSolver(optax.adam(1e-3)))),
+        ("energy", LINEAR, dict(energy=lg.DecorrelatedEnergy())),
         ("starts", LINEAR, dict(init=bent)),
-        ("options", LINEAR, dict(max_steps=300)),
+        ("discretisation", LINEAR, dict(discretisation=more_steps)),
     ]
     for changed, metric, change in runs:
         with pytest.raises(ValueError, match=rf"\(changed: {changed}\)"):
@@ -118,8 +125,10 @@ def test_checkpoint_of_another_run_is_refused_naming_what_changed(tmp_path):
             chart_points(4),
             **{**options, "init": _straight_curves(chart_points(4))},
         )
-    # The unchanged run is accepted, and its stored distances are right.
-    again = lg.pairwise_distances(LINEAR, points, **options)
+    # The unchanged run is accepted, and its stored distances are right. The
+    # given curves keep their own 4 segments, so asking for 6 is the same run.
+    same = lg.Discretisation(num_segments=6, max_steps=200)
+    again = lg.pairwise_distances(LINEAR, points, **{**options, "discretisation": same})
     matrix = np.asarray(LINEAR.decoder.matrix)
     diff = points[:, None] - points[None]
     exact = np.linalg.norm(diff @ matrix.T, axis=-1)
@@ -169,7 +178,12 @@ def test_non_converged_pairs_are_reported_not_fatal():
     z0, z1, _ = sphere_pair(120.0)
     points = np.stack([z0, z1, np.zeros(2, np.float32)])
     with pytest.warns(RuntimeWarning, match="did not converge"):
-        result = lg.pairwise_geodesics(SPHERE, points, max_steps=1, progress=False)
+        result = lg.pairwise_geodesics(
+            SPHERE,
+            points,
+            discretisation=lg.Discretisation(max_steps=1),
+            progress=False,
+        )
     assert not bool(result.converged[0, 1])
     assert bool(jnp.all(jnp.isfinite(result.distances)))
 

@@ -29,7 +29,10 @@ ensemble = lg.EnsembleDecoder.init(
 metric = lg.ExpectedMetric(ensemble)
 points = np.random.default_rng(0).uniform(-1, 1, (6, 2)).astype(np.float32)
 options = dict(
-    batch_size=6, progress=False, num_points=16, init=lg.GraphStart(neighbours=3)
+    batch_size=6,
+    progress=False,
+    discretisation=lg.Discretisation(num_points=16),
+    init=lg.GraphStart(neighbours=3),
 )
 """
 

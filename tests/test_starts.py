@@ -1,5 +1,5 @@
-"""Starting-curve strategies of `pairwise_geodesics`, and the deprecated
-option strings they replace."""
+"""Starting-curve strategies of `pairwise_geodesics`; the option strings of
+latentgeo 0.1 they replaced are refused."""
 
 import equinox as eqx
 import jax
@@ -37,7 +37,8 @@ def test_graph_start_finds_the_shorter_geodesic_and_shortest_of_keeps_it():
     grid = np.linspace(-2.0, 2.0, 9, dtype=np.float32)
     extra = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
     graph_start = lg.GraphStart(neighbours=6, extra_points=extra)
-    options = dict(num_segments=8, max_steps=300, progress=False)
+    discretisation = lg.Discretisation(num_segments=8, max_steps=300)
+    options = dict(discretisation=discretisation, progress=False)
     straight = lg.pairwise_geodesics(metric, points, **options)
     graph = lg.pairwise_geodesics(metric, points, init=graph_start, **options)
     times = jnp.linspace(0.0, 1.0, 101)
@@ -66,7 +67,11 @@ def test_graph_start_any_batch_size_and_checkpoint(tmp_path):
     )
     metric = lg.ExpectedMetric(ensemble)
     points = _points(7, seed=3)
-    options = dict(init=lg.GraphStart(neighbours=3), progress=False, num_points=16)
+    options = dict(
+        init=lg.GraphStart(neighbours=3),
+        progress=False,
+        discretisation=lg.Discretisation(num_points=16),
+    )
     small = lg.pairwise_geodesics(metric, points, batch_size=4, **options)
     large = lg.pairwise_geodesics(metric, points, batch_size=32, **options)
     np.testing.assert_allclose(small.distances, large.distances, rtol=1e-5)
@@ -88,41 +93,33 @@ def test_graph_start_any_batch_size_and_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "old, new",
+    "old",
     [
-        (dict(init="straight"), lg.StraightStart()),
-        (dict(init="graph", graph_neighbours=3), lg.GraphStart(neighbours=3)),
-        (
-            dict(init="best", graph_neighbours=3, graph_points=_points(3, seed=9)),
-            lg.ShortestOf(
-                lg.StraightStart(),
-                lg.GraphStart(neighbours=3, extra_points=_points(3, seed=9)),
-            ),
-        ),
+        dict(init="straight"),
+        dict(init="graph"),
+        dict(init="best"),
+        dict(init="graph", graph_neighbours=3),
+        dict(init="best", graph_neighbours=3, graph_points=_points(3, seed=9)),
+        dict(init=lg.GraphStart(), graph_neighbours=3),
+        dict(graph_points=_points(3, seed=9)),
+        dict(init="graph", refine=False),
+        dict(refine=False),
     ],
+    ids=lambda old: "-".join(old),
 )
-def test_old_spellings_warn_and_run_the_same(tmp_path, old, new):
+def test_old_spellings_fail_clearly(old):
     points = _points(4)
-    path = tmp_path / "run.npz"
-    options = dict(progress=False, max_steps=50, checkpoint=path)
-    with pytest.warns(DeprecationWarning, match="GraphStart"):
-        before = lg.pairwise_geodesics(LINEAR, points, **old, **options)
-    # The checkpoint is accepted: the new spelling describes the very same run.
-    after = lg.pairwise_geodesics(LINEAR, points, init=new, **options)
-    np.testing.assert_array_equal(before.distances, after.distances)
-
-
-def test_old_refine_false_is_the_graph_estimate():
-    points = _points(5)
-    with pytest.warns(DeprecationWarning, match="pairwise_graph_estimate"):
-        old = lg.pairwise_geodesics(
-            LINEAR, points, init="graph", graph_neighbours=3, refine=False
-        )
-    new = lg.pairwise_graph_estimate(
-        LINEAR, points, lg.GraphStart(neighbours=3), progress=False
-    )
-    np.testing.assert_array_equal(old.distances, new.distances)
-    np.testing.assert_array_equal(old.curves.params, new.curves.params)
+    # The graph's options and `refine` are no longer keywords (they are
+    # `GraphStart(neighbours=, extra_points=)`, and `pairwise_graph_estimate`
+    # for `refine=False`); without them, a string is not a start.
+    gone = [name for name in old if name != "init"]
+    if gone:
+        message = f"unexpected keyword argument '{gone[0]}'"
+    else:
+        message = "`init` must be a start|parameter 'init'"
+    for driver in (lg.pairwise_geodesics, lg.pairwise_distances):
+        with pytest.raises(TypeError, match=message):
+            driver(LINEAR, points, progress=False, **old)
 
 
 def test_given_curves_start_each_pair():
@@ -142,8 +139,16 @@ def test_given_curves_start_each_pair():
     assert result.curves.num_segments == 5
     with pytest.raises(ValueError, match="expected a CubicSpline batched over"):
         lg.pairwise_geodesics(LINEAR, _points(4), init=bent, progress=False)
-    with pytest.raises(ValueError, match="segments"):
-        lg.pairwise_geodesics(LINEAR, points, init=bent, num_segments=6)
+    # The given curves keep their 5 segments whatever the discretisation says.
+    six = lg.pairwise_geodesics(
+        LINEAR,
+        points,
+        init=bent,
+        discretisation=lg.Discretisation(num_segments=6),
+        progress=False,
+    )
+    assert six.curves.num_segments == 5
+    np.testing.assert_array_equal(six.distances, result.distances)
     moved = eqx.tree_at(lambda c: c.z1, bent, bent.z1.at[1].add(0.5))
     with pytest.raises(ValueError, match=r"curves \[1\] have a `z1`"):
         lg.pairwise_geodesics(LINEAR, points, init=moved, progress=False)
@@ -162,13 +167,6 @@ def test_bad_starts():
     with pytest.raises(TypeError, match="ShortestOf"):
         lg.ShortestOf(lg.StraightStart(), "graph")
     points = _points(4)
-    with pytest.raises(ValueError, match="'curvy'"):
-        lg.pairwise_distances(LINEAR, points, init="curvy", progress=False)
-    with pytest.raises(TypeError, match="init"):
-        lg.pairwise_distances(LINEAR, points, init=3, progress=False)
-    with pytest.raises(TypeError, match="GraphStart"):
-        lg.pairwise_distances(
-            LINEAR, points, init=lg.GraphStart(), graph_neighbours=3, progress=False
-        )
-    with pytest.raises(ValueError, match="pairwise_graph_estimate"):
-        lg.pairwise_distances(LINEAR, points, refine=False, progress=False)
+    for init in ("curvy", 3, lg.ExpectedEnergy()):
+        with pytest.raises(TypeError, match="`init` must be a start|parameter 'init'"):
+            lg.pairwise_distances(LINEAR, points, init=init, progress=False)

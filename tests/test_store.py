@@ -24,7 +24,7 @@ from helpers import Linear
 matrix = np.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]], np.float32)
 metric = lg.PullbackMetric(Linear(jnp.asarray(matrix)))
 points = np.random.default_rng(0).uniform(-1, 1, (20, 2)).astype(np.float32)
-options = dict(progress=False, max_steps=100)
+options = dict(progress=False, discretisation=lg.Discretisation(max_steps=100))
 """
 
 
