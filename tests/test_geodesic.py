@@ -133,12 +133,19 @@ def test_float64():
 
 def test_non_convergence_is_reported_or_raised():
     z0, z1, _ = sphere_pair(120.0)
-    one_step = lg.Discretisation(max_steps=1)
-    result = lg.geodesic(SPHERE, z0, z1, discretisation=one_step, throw=False)
+    # A local solver: the default would try again from a lattice path.
+    one_step = dict(
+        solver=lg.LevenbergMarquardt(), discretisation=lg.Discretisation(max_steps=1)
+    )
+    result = lg.geodesic(SPHERE, z0, z1, **one_step, throw=False)
     assert not bool(result.converged)
     assert result.result == lg.RESULTS.max_steps_reached
     with pytest.raises(Exception, match="max_steps"):
-        lg.geodesic(SPHERE, z0, z1, discretisation=one_step)
+        lg.geodesic(SPHERE, z0, z1, **one_step)
+    # The default gives an unconverged solve a second attempt, from the
+    # lattice path, which on the sphere is close enough to converge at once.
+    retried = lg.geodesic(SPHERE, z0, z1, discretisation=one_step["discretisation"])
+    assert bool(retried.converged) and int(retried.num_steps) > 1
 
 
 def _wrong_kind(name: str) -> str:

@@ -89,7 +89,11 @@ def test_graph_estimate_is_the_graph_distance_with_fitted_paths():
     points = _points(8, seed=4)
     start = lg.GraphStart(neighbours=7)  # complete: each straight segment is an edge
     estimate = lg.pairwise_graph_estimate(
-        metric, points, start, num_segments=6, progress=False
+        metric,
+        points,
+        start,
+        discretisation=lg.Discretisation(num_segments=6),
+        progress=False,
     )
     diff = points[:, None] - points[None]
     exact = np.linalg.norm(diff @ np.asarray(matrix).T, axis=-1)

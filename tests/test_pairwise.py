@@ -181,6 +181,7 @@ def test_non_converged_pairs_are_reported_not_fatal():
         result = lg.pairwise_geodesics(
             SPHERE,
             points,
+            solver=lg.LevenbergMarquardt(),  # the default would try again
             discretisation=lg.Discretisation(max_steps=1),
             progress=False,
         )

@@ -52,7 +52,11 @@ def test_graph_start_finds_the_shorter_geodesic_and_shortest_of_keeps_it():
     np.testing.assert_allclose(best.distances, graph.distances, rtol=1e-6)
     assert best.num_steps[0] == straight.num_steps[0] + graph.num_steps[0]
     estimate = lg.pairwise_graph_estimate(
-        metric, points, graph_start, num_segments=8, progress=False
+        metric,
+        points,
+        graph_start,
+        discretisation=lg.Discretisation(num_segments=8),
+        progress=False,
     )
     # Refining shortens the graph path, which is already on the right side.
     assert graph.distances[0, 1] <= estimate.distances[0, 1] * (1 + 1e-3)

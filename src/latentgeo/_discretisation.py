@@ -27,7 +27,9 @@ class Discretisation(eqx.Module):
       latent dimension) (10). A starting curve given by the user keeps its
       own number of segments.
     - `num_points`: points at which the energy is evaluated, $\ge 2$ (64).
-    - `max_steps`: the solver's iteration cap, $\ge 1$ (1000).
+    - `max_steps`: the iteration cap of each solver stage, $\ge 1$ (1000);
+      composite solvers (a warm start, an escalation, a second start) give
+      each stage this cap, so their total `num_steps` can exceed it.
 
     **Example:**
 

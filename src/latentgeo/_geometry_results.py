@@ -30,9 +30,10 @@ class GEOMETRY_RESULTS(RESULTS):
         "continuously differentiable (ReLU, ELU: the geodesic ODE then stalls at "
         "the kinks; use tanh, softplus or SiLU, or `log_map` without shooting), "
         "`z1` may lie beyond a conjugate point of `z0`, or the boundary-value "
-        "estimate it started from is poor: solve `geodesic` with more "
-        "`num_segments` (on strongly curved metrics the spline's initial direction "
-        "needs them), or loosen `Shooting.atol`."
+        "estimate it started from is poor: pass "
+        "`discretisation=lg.Discretisation(num_segments=...)` with more segments "
+        "(on strongly curved metrics the spline's initial direction needs them), "
+        "or loosen `Shooting.atol`."
     )
     shooting_mismatch = (
         "Shooting hit `z1`, but along a geodesic whose length differs from "
@@ -45,6 +46,6 @@ class GEOMETRY_RESULTS(RESULTS):
         "The Fréchet mean iteration reached `max_steps` before the Riemannian "
         "gradient fell below `rtol` times the RMS distance. Raise `max_steps`, or "
         "loosen `rtol`: the gradient is only as accurate as the logarithm maps it "
-        "averages (more `num_segments`, or `shooting=Shooting()`, make them "
-        "more accurate)."
+        "averages (more segments, `discretisation=lg.Discretisation(num_segments="
+        "...)`, or `shooting=lg.Shooting()` make them more accurate)."
     )

@@ -97,12 +97,11 @@ def pairwise_geodesics(
       pairs not yet done, so an interrupted run (`KeyboardInterrupt`, even
       `kill -9`) loses at most the chunk in progress. The file records a digest
       of everything the results depend on: the points and pairs, the metric (its
-      arrays and static structure), the solver, the energy and `key`, the
+      arrays and static structure), the solver, the energy (with its key), the
       starting curves and the discretisation; a checkpoint of a run that
-      differs in any of them is refused with an error
-      naming what changed. `batch_size`, `devices` and `vmap_size` may change
-      between runs. Across hosts, give a path on a shared file system; process
-      0 writes it.
+      differs in any of them is refused with an error naming what changed.
+      `batch_size`, `devices` and `vmap_size` may change between runs. Across
+      hosts, give a path on a shared file system; process 0 writes it.
     - `devices`: the devices to shard each chunk over; default `jax.devices()`.
       On a CPU, `XLA_FLAGS=--xla_force_host_platform_device_count=<cores>` (set
       before importing jax) makes one device per core, and so solves that many

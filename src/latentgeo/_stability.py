@@ -87,8 +87,8 @@ def _mean_rank_correlation(table: np.ndarray) -> float:
 
 
 def retraining_stability(
-    distances: Float[ArrayLike, "S P"],
-    baseline: Float[ArrayLike, "S P"] | None = None,
+    distances: ArrayLike,
+    baseline: ArrayLike | None = None,
 ) -> StabilityResult:
     r"""Stability of distances under retraining: per-pair CVs, the mean rank
     correlation between models and, given a second method, the paired one-sided
