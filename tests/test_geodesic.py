@@ -54,7 +54,13 @@ def test_length_is_the_fine_metric_length_of_the_curve(getkey):
     metric = lg.ExpectedMetric(lg.EnsembleDecoder.init(small_mlp, 3, key=getkey()))
     z0, z1 = jnp.array([-1.0, 0.5]), jnp.array([1.0, -0.5])
     for energy in (lg.ExpectedEnergy(), lg.DecorrelatedEnergy()):
-        result = lg.geodesic(metric, z0, z1, energy=energy, num_points=16)
+        result = lg.geodesic(
+            metric,
+            z0,
+            z1,
+            energy=energy,
+            discretisation=lg.Discretisation(num_points=16),
+        )
         fine = result.curve(jnp.linspace(0, 1, lg.LENGTH_POINTS))
         np.testing.assert_allclose(result.length, metric.curve_length(fine), rtol=1e-5)
         # The minimiser is no longer than the straight line in the metric.
@@ -67,7 +73,14 @@ def test_monte_carlo_decorrelated_energy_improves_the_exact_objective(getkey):
     metric = lg.ExpectedMetric(lg.EnsembleDecoder.init(small_mlp, 3, key=getkey()))
     z0, z1 = jnp.array([-1.0, 0.5]), jnp.array([1.0, -0.5])
     energy = lg.DecorrelatedEnergy(key=getkey())
-    result = lg.geodesic(metric, z0, z1, energy=energy, max_steps=500, throw=False)
+    result = lg.geodesic(
+        metric,
+        z0,
+        z1,
+        energy=energy,
+        discretisation=lg.Discretisation(max_steps=500),
+        throw=False,
+    )
     times = jnp.linspace(0, 1, 64)
     straight = lg.CubicSpline.straight(z0, z1)(times)
     # The noisy objective's minimiser lowers the exact (expected) objective.
@@ -104,7 +117,11 @@ def test_init_from_a_good_curve_converges_fast():
 def test_paper_adam_converges_on_the_sphere():
     z0, z1, distance = sphere_pair(60.0, azimuth=0.0)
     result = lg.geodesic(
-        SPHERE, z0, z1, solver=lg.OptaxSolver.paper_adam(), max_steps=4096
+        SPHERE,
+        z0,
+        z1,
+        solver=lg.OptaxSolver.paper_adam(),
+        discretisation=lg.Discretisation(max_steps=4096),
     )
     np.testing.assert_allclose(result.length, distance, rtol=1e-3)
 
@@ -114,18 +131,26 @@ def test_float64():
         z0, z1, distance = sphere_pair(120.0, azimuth=0.0)
         z0, z1 = z0.astype(jnp.float64), z1.astype(jnp.float64)
         solver = lg.LevenbergMarquardt(rtol=1e-12)
-        result = lg.geodesic(SPHERE, z0, z1, solver=solver, num_points=257)
+        result = lg.geodesic(
+            SPHERE,
+            z0,
+            z1,
+            solver=solver,
+            discretisation=lg.Discretisation(num_points=257),
+        )
         assert result.length.dtype == jnp.float64
         np.testing.assert_allclose(result.length, distance, rtol=1e-5)
 
 
 def test_non_convergence_is_reported_or_raised():
     z0, z1, _ = sphere_pair(120.0)
-    result = lg.geodesic(SPHERE, z0, z1, max_steps=1, throw=False)
+    result = lg.geodesic(
+        SPHERE, z0, z1, discretisation=lg.Discretisation(max_steps=1), throw=False
+    )
     assert not bool(result.converged)
     assert result.result == lg.RESULTS.max_steps_reached
     with pytest.raises(Exception, match="max_steps"):
-        lg.geodesic(SPHERE, z0, z1, max_steps=1)
+        lg.geodesic(SPHERE, z0, z1, discretisation=lg.Discretisation(max_steps=1))
 
 
 def test_bad_input():
@@ -147,23 +172,3 @@ def test_bad_input():
     wrong_start = lg.CubicSpline.straight(jnp.ones(2), jnp.zeros(2))
     with pytest.raises(Exception, match="`init` does not start"):
         lg.geodesic(SPHERE, z, jnp.ones(2), init=wrong_start)
-
-
-def test_string_energies_of_version_0_1_warn_and_match_the_strategies(getkey):
-    metric = lg.ExpectedMetric(lg.EnsembleDecoder.init(small_mlp, 3, key=getkey()))
-    z0, z1 = jnp.array([-1.0, 0.5]), jnp.array([1.0, -0.5])
-    key = getkey()
-    spellings = [
-        ("expected", None, lg.ExpectedEnergy()),
-        ("decorrelated", None, lg.DecorrelatedEnergy()),
-        ("decorrelated", key, lg.DecorrelatedEnergy(key=key)),
-    ]
-    for name, old_key, energy in spellings:
-        with pytest.warns(DeprecationWarning, match="lg.*Energy"):
-            old = lg.geodesic(
-                metric, z0, z1, energy=name, key=old_key, max_steps=50, throw=False
-            )
-        new = lg.geodesic(metric, z0, z1, energy=energy, max_steps=50, throw=False)
-        np.testing.assert_array_equal(old.length, new.length)
-    with pytest.raises(ValueError, match="DecorrelatedEnergy\\(key=key\\)"):
-        lg.geodesic(metric, z0, z1, energy=lg.DecorrelatedEnergy(), key=key)

@@ -77,7 +77,13 @@ def test_escalating_keeps_a_fast_success_and_escalates_otherwise():
     escalated = lg.geodesic(SPHERE, z0, z1, init=bent, solver=once)
     restarted = lg.geodesic(SPHERE, z0, z1, init=bent, solver=robust)
     partial = lg.geodesic(
-        SPHERE, z0, z1, init=bent, solver=fast, max_steps=1, throw=False
+        SPHERE,
+        z0,
+        z1,
+        init=bent,
+        solver=fast,
+        discretisation=lg.Discretisation(max_steps=1),
+        throw=False,
     )
     continued = lg.geodesic(SPHERE, z0, z1, init=partial.curve, solver=fast)
     assert int(escalated.num_steps) == (
@@ -94,7 +100,15 @@ def test_warm_start_phases_compose(getkey):
     z0, z1 = jnp.array([-0.5, 0.2]), jnp.array([0.7, -0.4])
     bent = lg.CubicSpline(z0, z1, 0.3 * jnp.ones((11, 2)))
     adam = lg.OptaxSolver(optax.adam(1e-2), rtol=0.0, patience=100)
-    warm = lg.geodesic(metric, z0, z1, init=bent, solver=adam, max_steps=7, throw=False)
+    warm = lg.geodesic(
+        metric,
+        z0,
+        z1,
+        init=bent,
+        solver=adam,
+        discretisation=lg.Discretisation(max_steps=7),
+        throw=False,
+    )
     then = lg.geodesic(metric, z0, z1, init=warm.curve, solver=lg.OptaxSolver())
     both = lg.geodesic(
         metric, z0, z1, init=bent, solver=lg.WarmStart(adam, lg.OptaxSolver(), 7)
@@ -124,7 +138,7 @@ def test_chord_units_make_adam_scale_invariant(getkey):
             scale * z1,
             init=bent,
             solver=adam,
-            max_steps=20,
+            discretisation=lg.Discretisation(max_steps=20),
             throw=False,
         )
         lengths.append(result.length)

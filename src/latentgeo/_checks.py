@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
+from equinox._enum import EnumerationItem  # the type of `RESULTS.successful`
 from jaxtyping import Array, ArrayLike, Bool, PyTree
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -88,7 +89,7 @@ def select_tree(mask: Bool[ArrayLike, ""], new: PyTree, old: PyTree) -> PyTree:
 
 
 def raise_if_failed(
-    throw: bool, value: PyTree, result: eqx.Enumeration, ok: Bool[Array, ""]
+    throw: bool, value: PyTree, result: EnumerationItem, ok: Bool[Array, ""]
 ) -> PyTree:
     """With `throw`, `value` tied to a run-time error carrying `result`'s message
     unless `ok` (`eqx.error_if`, under `jit` and `vmap`); else `value` as it is."""

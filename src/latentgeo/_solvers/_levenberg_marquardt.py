@@ -10,8 +10,9 @@ from jaxtyping import Array, Bool, Float
 
 from .._checks import HIGHEST, select_tree
 from .._objective import AbstractCurveObjective, AbstractLeastSquaresObjective
-from ._base import RESULTS, AbstractIterativeSolver, Evaluation
+from ._base import RESULTS, Evaluation
 from ._gauss_newton import GaussNewtonSystem, gauss_newton_system
+from ._iterate import AbstractIterativeSolver
 
 
 def require_least_squares(objective: AbstractCurveObjective, solver: str) -> None:

@@ -10,7 +10,8 @@ import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._objective import AbstractCurveObjective
-from ._base import RESULTS, AbstractIterativeSolver, Evaluation
+from ._base import RESULTS, Evaluation
+from ._iterate import AbstractIterativeSolver
 
 
 @functools.cache
