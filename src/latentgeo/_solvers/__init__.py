@@ -7,7 +7,8 @@ from ._base import (
     Minimisation as Minimisation,
 )
 from ._compose import WarmStart as WarmStart
-from ._default import AutoSolver as AutoSolver, Escalating as Escalating
+from ._default import AutoSolver as AutoSolver
+from ._escalating import Escalating as Escalating
 from ._iterate import (
     AbstractIterativeSolver as AbstractIterativeSolver,
     iterative_solve as iterative_solve,
