@@ -3,13 +3,16 @@
 from ._base import (
     RESULTS as RESULTS,
     AbstractCurveSolver as AbstractCurveSolver,
-    AbstractIterativeSolver as AbstractIterativeSolver,
     Evaluation as Evaluation,
     Minimisation as Minimisation,
 )
 from ._compose import WarmStart as WarmStart
-from ._default import AutoSolver as AutoSolver, Escalating as Escalating
-from ._iterate import iterative_solve as iterative_solve
+from ._default import AutoSolver as AutoSolver
+from ._escalating import Escalating as Escalating
+from ._iterate import (
+    AbstractIterativeSolver as AbstractIterativeSolver,
+    iterative_solve as iterative_solve,
+)
 from ._lattice_search import LatticeSearch as LatticeSearch
 from ._levenberg_marquardt import LevenbergMarquardt as LevenbergMarquardt
 from ._optax import OptaxSolver as OptaxSolver

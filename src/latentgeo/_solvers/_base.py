@@ -1,17 +1,16 @@
-"""The solver protocol: strategies that minimise a curve objective.
+"""What every curve solver shares: the strategy protocol, its outcome enumeration
+and what it returns.
 
-Modelled on optimistix: an iterative solver supplies `init`, `step` and
-`terminate`, and one loop ([`iterative_solve`][latentgeo._solvers._iterate])
-runs them inside `jax.lax.while_loop`, keeping the bookkeeping (best iterate,
-step and evaluation counts, outcome) in one place.
+Iterative solvers (`init`, `step`, `terminate`, `postprocess`) and the one loop
+that runs them live together in [`_iterate`][latentgeo._solvers._iterate], above
+this module.
 """
 
 import abc
-from typing import Generic, TypeVar
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PyTree
+from jaxtyping import Array, Float, Int, PyTree
 
 from .._objective import AbstractCurveObjective
 
@@ -88,36 +87,3 @@ class AbstractCurveSolver(eqx.Module):
     ) -> Minimisation:
         """Minimise `objective` from `params` in at most `max_steps` iterations,
         with every loop inside JAX."""
-
-
-_State = TypeVar("_State")
-
-
-class AbstractIterativeSolver(AbstractCurveSolver, Generic[_State]):
-    """A solver defined by one iteration: implement `init`, `step` and
-    `terminate`; `minimise` runs them in one `lax.while_loop`."""
-
-    @abc.abstractmethod
-    def init(
-        self, objective: AbstractCurveObjective, params: PyTree
-    ) -> tuple[_State, Evaluation]:
-        """The state before the first step, and what computing it evaluated."""
-
-    @abc.abstractmethod
-    def step(
-        self, objective: AbstractCurveObjective, params: PyTree, state: _State
-    ) -> tuple[PyTree, _State, Evaluation]:
-        """One iteration: the new parameters and state, and the point evaluated."""
-
-    @abc.abstractmethod
-    def terminate(
-        self, objective: AbstractCurveObjective, params: PyTree, state: _State
-    ) -> tuple[Bool[Array, ""], RESULTS]:
-        """Whether to stop, and the outcome if so (cheap: reads the state)."""
-
-    def minimise(
-        self, objective: AbstractCurveObjective, params: PyTree, max_steps: int
-    ) -> Minimisation:
-        from ._iterate import iterative_solve
-
-        return iterative_solve(self, objective, params, max_steps)

@@ -1,4 +1,15 @@
-"""The one loop every iterative curve solver runs in."""
+"""Iterative solvers: the protocol and the one loop that runs them.
+
+Modelled on optimistix: an iterative solver supplies `init`, `step` and
+`terminate` (and optionally `postprocess`), and
+`iterative_solve` runs them inside
+`jax.lax.while_loop`, keeping the bookkeeping (best iterate, step and evaluation
+counts, outcome) in one place. The protocol lives beside its loop so that the
+lower module, `_base`, imports nothing from here.
+"""
+
+import abc
+from typing import Generic, TypeVar
 
 import equinox as eqx
 import jax
@@ -8,7 +19,51 @@ from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._checks import select_tree
 from .._objective import AbstractCurveObjective
-from ._base import RESULTS, AbstractIterativeSolver, Evaluation, Minimisation, counter
+from ._base import RESULTS, AbstractCurveSolver, Evaluation, Minimisation, counter
+
+_State = TypeVar("_State")
+
+
+class AbstractIterativeSolver(AbstractCurveSolver, Generic[_State]):
+    """A solver defined by one iteration: implement `init`, `step` and
+    `terminate`; `minimise` runs them in one `lax.while_loop` (the library's one
+    loop, `iterative_solve`), and `postprocess` may revise what the loop
+    recorded."""
+
+    @abc.abstractmethod
+    def init(
+        self, objective: AbstractCurveObjective, params: PyTree
+    ) -> tuple[_State, Evaluation]:
+        """The state before the first step, and what computing it evaluated."""
+
+    @abc.abstractmethod
+    def step(
+        self, objective: AbstractCurveObjective, params: PyTree, state: _State
+    ) -> tuple[PyTree, _State, Evaluation]:
+        """One iteration: the new parameters and state, and the point evaluated."""
+
+    @abc.abstractmethod
+    def terminate(
+        self, objective: AbstractCurveObjective, params: PyTree, state: _State
+    ) -> tuple[Bool[Array, ""], RESULTS]:
+        """Whether to stop, and the outcome if so (cheap: reads the state)."""
+
+    def postprocess(
+        self,
+        objective: AbstractCurveObjective,
+        minimisation: Minimisation,
+        state: _State,
+    ) -> Minimisation:
+        """The loop's result, revised with the final state: e.g. a solver whose
+        answer is not the lowest value it evaluated replaces the loop's
+        best-by-value record with its own. By default `minimisation` unchanged."""
+        del objective, state
+        return minimisation
+
+    def minimise(
+        self, objective: AbstractCurveObjective, params: PyTree, max_steps: int
+    ) -> Minimisation:
+        return iterative_solve(self, objective, params, max_steps)
 
 
 class _Carry(eqx.Module):
@@ -39,7 +94,8 @@ def iterative_solve(
     solver evaluated (first-order methods oscillate near the optimum), counts
     steps and evaluations, and maps the solver's verdict to a `RESULTS` item:
     the solver's own outcome when `terminate` says stop, else
-    `max_steps_reached`.
+    `max_steps_reached`. The solver's `postprocess` then sees that record and
+    the final state.
     """
     state, first = solver.init(objective, params)
     dtype = jnp.result_type(*jtu.tree_leaves(params))
@@ -75,10 +131,11 @@ def iterative_solve(
     stopped, verdict = solver.terminate(objective, final.params, final.state)
     result = RESULTS.where(stopped, verdict, RESULTS.max_steps_reached)
     value = jnp.where(jnp.isfinite(final.best_value), final.best_value, jnp.nan)
-    return Minimisation(
+    minimisation = Minimisation(
         params=final.best_params,
         value=value,
         num_steps=final.num_steps,
         num_evaluations=final.num_evaluations,
         result=result,
     )
+    return solver.postprocess(objective, minimisation, final.state)

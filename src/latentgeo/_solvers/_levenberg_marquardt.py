@@ -10,8 +10,9 @@ from jaxtyping import Array, Bool, Float
 
 from .._checks import HIGHEST, select_tree
 from .._objective import AbstractCurveObjective, AbstractLeastSquaresObjective
-from ._base import RESULTS, AbstractIterativeSolver, Evaluation
+from ._base import RESULTS, Evaluation
 from ._gauss_newton import GaussNewtonSystem, gauss_newton_system
+from ._iterate import AbstractIterativeSolver
 
 
 def require_least_squares(objective: AbstractCurveObjective, solver: str) -> None:
@@ -75,6 +76,9 @@ def _damped_step(system: GaussNewtonSystem, correction: Array, damping: Array):
     factor = jnp.linalg.cholesky(damped + correction)
     usable = jnp.all(jnp.isfinite(factor))
     corrected = -jax.scipy.linalg.cho_solve((factor, True), gradient)
+    # One LAPACK call at a time: jaxlib's batched CPU kernels (under `vmap`)
+    # can deadlock XLA's thread pool when two of them run concurrently.
+    _, damped = jax.lax.optimization_barrier((factor, damped))
     plain = -jnp.linalg.solve(damped, gradient)
     return jnp.where(usable, corrected, plain)
 
@@ -84,6 +88,13 @@ class _LMState(eqx.Module):
     decrement: Float[Array, ""]
     damping: Float[Array, ""]
     correction: Float[Array, "size size"]
+
+
+def propose(params: Array, state: _LMState) -> tuple[Array, Array]:
+    """A Levenberg–Marquardt iteration's step from `params` (flat) and the trial
+    point it leads to."""
+    delta = _damped_step(state.system, state.correction, state.damping)
+    return delta, params + delta.reshape(params.shape)
 
 
 class LevenbergMarquardt(AbstractIterativeSolver[_LMState]):
@@ -133,26 +144,31 @@ class LevenbergMarquardt(AbstractIterativeSolver[_LMState]):
                 "`rtol`, `initial_damping` and `max_damping` must be positive."
             )
 
-    def init(
-        self, objective: AbstractCurveObjective, params: Array
-    ) -> tuple[_LMState, Evaluation]:
-        require_least_squares(objective, "LevenbergMarquardt")
-        system = gauss_newton_system(objective, params)
+    def fresh(self, system: GaussNewtonSystem, decrement: Array) -> _LMState:
+        """The state that starts a run at a point whose system is `system` (with
+        `newton_decrement(system)` given as `decrement`): initial damping, no
+        second-order estimate yet."""
         size = system.hessian.shape[0]
-        state = _LMState(
+        return _LMState(
             system=system,
-            decrement=newton_decrement(system),
+            decrement=decrement,
             damping=jnp.array(self.initial_damping, system.value.dtype),
             correction=jnp.zeros((size, size), system.value.dtype),
         )
-        return state, Evaluation(params, system.value, jnp.array(1))
 
-    def step(
-        self, objective: AbstractCurveObjective, params: Array, state: _LMState
-    ) -> tuple[Array, _LMState, Evaluation]:
-        delta = _damped_step(state.system, state.correction, state.damping)
-        trial = params + delta.reshape(params.shape)
-        system = gauss_newton_system(objective, trial)
+    def update(
+        self,
+        params: Array,
+        state: _LMState,
+        delta: Array,
+        trial: Array,
+        system: GaussNewtonSystem,
+        decrement: Array,
+    ) -> tuple[Array, _LMState]:
+        """Accept the trial point (`propose`'s step `delta` and point `trial`,
+        whose system is `system` and Newton decrement `decrement`) if it lowers
+        the energy, and adapt the damping and the second-order estimate: the new
+        parameters and state."""
         accept = jnp.isfinite(system.value) & (system.value < state.system.value)
         pick = functools.partial(select_tree, accept)
         correction = state.correction
@@ -160,16 +176,14 @@ class LevenbergMarquardt(AbstractIterativeSolver[_LMState]):
             correction = _secant_update(correction, delta, state.system, system)
         new_state = _LMState(
             system=pick(system, state.system),
-            decrement=pick(newton_decrement(system), state.decrement),
+            decrement=pick(decrement, state.decrement),
             damping=jnp.where(accept, state.damping / 3, state.damping * 4),
             correction=pick(correction, state.correction),
         )
-        evaluation = Evaluation(trial, system.value, jnp.array(1))
-        return pick(trial, params), new_state, evaluation
+        return pick(trial, params), new_state
 
-    def terminate(
-        self, objective: AbstractCurveObjective, params: Array, state: _LMState
-    ) -> tuple[Bool[Array, ""], RESULTS]:
+    def verdict(self, state: _LMState) -> tuple[Bool[Array, ""], RESULTS]:
+        """Whether the run in `state` has ended, and its outcome if so."""
         value = state.system.value
         converged = state.decrement <= self.rtol * value
         stuck = state.damping > self.max_damping
@@ -182,3 +196,25 @@ class LevenbergMarquardt(AbstractIterativeSolver[_LMState]):
         )
         result = RESULTS.where(finite, result, RESULTS.nonfinite)
         return converged | stuck | ~finite, result
+
+    def init(
+        self, objective: AbstractCurveObjective, params: Array
+    ) -> tuple[_LMState, Evaluation]:
+        require_least_squares(objective, "LevenbergMarquardt")
+        system = gauss_newton_system(objective, params)
+        state = self.fresh(system, newton_decrement(system))
+        return state, Evaluation(params, system.value, jnp.array(1))
+
+    def step(
+        self, objective: AbstractCurveObjective, params: Array, state: _LMState
+    ) -> tuple[Array, _LMState, Evaluation]:
+        delta, trial = propose(params, state)
+        system = gauss_newton_system(objective, trial)
+        decrement = newton_decrement(system)
+        params, state = self.update(params, state, delta, trial, system, decrement)
+        return params, state, Evaluation(trial, system.value, jnp.array(1))
+
+    def terminate(
+        self, objective: AbstractCurveObjective, params: Array, state: _LMState
+    ) -> tuple[Bool[Array, ""], RESULTS]:
+        return self.verdict(state)

@@ -10,7 +10,8 @@ import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._objective import AbstractCurveObjective
-from ._base import RESULTS, AbstractIterativeSolver, Evaluation
+from ._base import RESULTS, Evaluation, counter
+from ._iterate import AbstractIterativeSolver
 
 
 @functools.cache
@@ -89,9 +90,9 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
         dtype = jnp.result_type(*jtu.tree_leaves(params))
         state = _OptaxState(
             opt_state=self._optimiser().init(params),
-            step=jnp.array(0),
+            step=counter(0),
             best_value=jnp.array(jnp.inf, dtype),
-            stalled=jnp.array(0),
+            stalled=counter(0),
             finite=jnp.array(True),
         )
         return state, Evaluation(params, jnp.array(jnp.inf, dtype), jnp.array(0))
@@ -99,7 +100,6 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
     def step(
         self, objective: AbstractCurveObjective, params: PyTree, state: _OptaxState
     ) -> tuple[PyTree, _OptaxState, Evaluation]:
-        optimiser = self._optimiser()
         fn = jtu.Partial(objective, step=state.step)
         if optax.tree.get(state.opt_state, "value") is not None:
             value, grad = optax.value_and_grad_from_state(fn)(
@@ -107,16 +107,36 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
             )
         else:
             value, grad = jax.value_and_grad(fn)(params)
+        new_params, new_state = self.update(
+            objective, params, state, value, grad, value_fn=fn
+        )
+        searches = optax.tree.get(new_state.opt_state, "num_linesearch_steps")
+        evaluations = 1 if searches is None else jnp.maximum(searches, 1)
+        evaluation = Evaluation(params, value, jnp.asarray(evaluations, jnp.int32))
+        return new_params, new_state, evaluation
+
+    def update(
+        self,
+        objective: AbstractCurveObjective,
+        params: PyTree,
+        state: _OptaxState,
+        value: Float[Array, ""],
+        grad: PyTree,
+        **extra_args,
+    ) -> tuple[PyTree, _OptaxState]:
+        """The optimiser's step from `params`, where the objective has `value`
+        and gradient `grad`, and the patience bookkeeping: the new parameters
+        and state. `extra_args` (e.g. `value_fn` for line searches) go to the
+        optimiser."""
+        optimiser = self._optimiser()
         # optax's internals mix Python floats and int32 step counts; keep them
         # working when a user runs JAX with strict dtype promotion.
         with jax.numpy_dtype_promotion("standard"):
             updates, opt_state = optimiser.update(
-                grad, state.opt_state, params, value=value, grad=grad, value_fn=fn
+                grad, state.opt_state, params, value=value, grad=grad, **extra_args
             )
         threshold = self.rtol * jnp.abs(state.best_value) + self.atol
         improved = value < state.best_value - threshold
-        searches = optax.tree.get(opt_state, "num_linesearch_steps")
-        evaluations = 1 if searches is None else jnp.maximum(searches, 1)
         new_state = _OptaxState(
             opt_state=opt_state,
             step=state.step + 1,
@@ -124,11 +144,10 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
             stalled=jnp.where(improved, 0, state.stalled + 1),
             finite=jnp.isfinite(value),
         )
-        evaluation = Evaluation(params, value, jnp.asarray(evaluations, jnp.int32))
         if self.chord_units:
             chord = jnp.linalg.norm(objective.z1 - objective.z0)
             updates = jtu.tree_map(lambda u: chord * u, updates)
-        return optax.apply_updates(params, updates), new_state, evaluation
+        return optax.apply_updates(params, updates), new_state
 
     def terminate(
         self, objective: AbstractCurveObjective, params: PyTree, state: _OptaxState
@@ -136,3 +155,9 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
         patient = state.stalled >= self.patience
         result = RESULTS.where(state.finite, RESULTS.successful, RESULTS.nonfinite)
         return patient | ~state.finite, result
+
+
+def chord_adam() -> OptaxSolver:
+    """The library's warm-up: Adam with a learning rate of 0.5% of the chord,
+    stopping after 10 steps without improvement."""
+    return OptaxSolver(shared_adam(5e-3), rtol=0.0, patience=10, chord_units=True)
