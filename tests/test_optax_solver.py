@@ -149,12 +149,6 @@ def test_patience_and_tolerances_stop_it(getkey):
     np.testing.assert_allclose(tight.value, straight, rtol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OptaxSolver counts its first step as one without improvement "
-    "(best_value starts at inf and `rtol * inf` is inf or NaN, so `improved` is "
-    "False), so patience=1 stops after one step and returns the start unchanged",
-)
 def test_patience_one_still_follows_improving_steps(getkey):
     metric = lg.PullbackMetric(
         Linear(jax.random.normal(getkey(), (6, 2))), latent_dim=2
@@ -196,32 +190,32 @@ def test_lbfgs_counts_line_search_trials():
     assert abs(len(calls) - int(found.num_evaluations)) <= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OptaxSolver with L-BFGS does not count the first value-and-gradient "
-    "evaluation (optax computes it fresh on step 0, before the line search, but "
-    "the step reports only `num_linesearch_steps`): num_evaluations is one short",
-)
-def test_lbfgs_evaluation_count_is_exact():
+@pytest.mark.parametrize("store_grad", [None, False, True], ids=["zoom", "bt", "bt-g"])
+def test_lbfgs_evaluation_count_is_exact(store_grad):
+    """The first value and gradient, every line-search trial, and the gradient
+    a backtracking search that stores none leaves to the next iteration."""
     z0, z1, _ = sphere_pair(120.0, azimuth=0.5)
     objective = objective_of(SPHERE, z0, z1, num_points=32)
-    found, calls = recorded_run(lg.OptaxSolver(), objective, BENT, 100)
+    solver = lg.OptaxSolver()
+    if store_grad is not None:
+        backtracking = optax.scale_by_backtracking_linesearch(
+            max_backtracking_steps=20, store_grad=store_grad
+        )
+        solver = lg.OptaxSolver(optax.lbfgs(linesearch=backtracking))
+    found, calls = recorded_run(solver, objective, BENT, 100)
     assert int(found.num_evaluations) == len(calls)
+    assert float(found.value) == min(v for v, _ in calls)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OptaxSolver records each step's pre-update point; L-BFGS's line "
-    "search has already evaluated the accepted next point, and when the loop "
-    "ends (max_steps) that lower value is dropped: the result is not the best "
-    "point evaluated, as iterative_solve's docstring promises",
-)
 def test_lbfgs_returns_the_best_point_it_evaluated():
     z0, z1, _ = sphere_pair(120.0, azimuth=0.5)
     objective = objective_of(SPHERE, z0, z1, num_points=32)
     found, calls = recorded_run(lg.OptaxSolver(), objective, BENT, 3)
     assert found.result == lg.RESULTS.max_steps_reached
     assert float(found.value) == min(v for v, _ in calls)
+    np.testing.assert_allclose(
+        evaluate(objective, found.params), found.value, rtol=1e-6
+    )
 
 
 def test_a_nan_decoder_is_reported_as_nonfinite():
@@ -259,19 +253,12 @@ def test_any_optax_optimiser_plugs_in(getkey):
         np.testing.assert_allclose(found.value, straight, rtol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="OptaxSolver.step calls optax.value_and_grad_from_state whenever the "
-    "optimiser state holds a `value`, but a backtracking line search stores no "
-    "`grad` unless store_grad=True (its default is False): optax raises "
-    "'Value or gradient not found in the state'",
-)
 def test_a_backtracking_line_search_with_default_settings_plugs_in(getkey):
     objective, straight = linear_problem(getkey())
     backtracking = optax.scale_by_backtracking_linesearch(max_backtracking_steps=20)
     solver = lg.OptaxSolver(optax.lbfgs(linesearch=backtracking), rtol=1e-7)
     found = minimise(solver, objective, BENT, 1000)
+    assert found.result == lg.RESULTS.successful
     np.testing.assert_allclose(found.value, straight, rtol=1e-5)
 
 
@@ -283,3 +270,7 @@ def test_bad_settings_are_refused():
     ):
         with pytest.raises(ValueError, match=message):
             lg.OptaxSolver(**settings)
+    # Chord units would move the step away from where a line search evaluated.
+    solver = lg.OptaxSolver(chord_units=True)
+    with pytest.raises(ValueError, match="chord_units"):
+        minimise(solver, objective_of(SPHERE, Z0, Z1, 16), BENT, 10)

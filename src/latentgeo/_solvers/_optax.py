@@ -9,6 +9,7 @@ import jax.tree_util as jtu
 import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
+from .._checks import select_tree
 from .._objective import AbstractCurveObjective
 from ._base import RESULTS, Evaluation, counter
 from ._iterate import AbstractIterativeSolver
@@ -41,7 +42,8 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
 
     Stops when the best objective value has not improved by more than
     `rtol * |best| + atol` for `patience` consecutive iterations; the best
-    iterate seen is returned (first-order methods oscillate near the optimum).
+    point evaluated is returned (first-order methods oscillate near the
+    optimum), a line search's accepted point included.
 
     **Arguments:**
 
@@ -55,7 +57,9 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
     - `chord_units`: scale every update by the end points' distance
       $\|z_1 - z_0\|$, so that a learning rate is a fraction of the chord
       rather than a latent length: the same optimiser then behaves the same for
-      latent spaces of any scale (meant for fixed-step methods such as Adam).
+      latent spaces of any scale (for fixed-step methods such as Adam; an
+      optimiser with a line search is refused, as the scaled step would leave
+      the point its search evaluated).
 
     For the paper's settings use
     [`OptaxSolver.paper_adam`][latentgeo.OptaxSolver.paper_adam].
@@ -88,8 +92,15 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
         self, objective: AbstractCurveObjective, params: PyTree
     ) -> tuple[_OptaxState, Evaluation]:
         dtype = jnp.result_type(*jtu.tree_leaves(params))
+        opt_state = self._optimiser().init(params)
+        if self.chord_units and optax.tree.get_all_with_path(opt_state, "value"):
+            raise ValueError(
+                "`chord_units` scales the optimiser's updates after its line "
+                "search, away from the point the search evaluated: use it with "
+                "fixed-step optimisers (e.g. `optax.adam`)."
+            )
         state = _OptaxState(
-            opt_state=self._optimiser().init(params),
+            opt_state=opt_state,
             step=counter(0),
             best_value=jnp.array(jnp.inf, dtype),
             stalled=counter(0),
@@ -101,18 +112,19 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
         self, objective: AbstractCurveObjective, params: PyTree, state: _OptaxState
     ) -> tuple[PyTree, _OptaxState, Evaluation]:
         fn = jtu.Partial(objective, step=state.step)
-        if optax.tree.get(state.opt_state, "value") is not None:
-            value, grad = optax.value_and_grad_from_state(fn)(
-                params, state=state.opt_state
-            )
-        else:
-            value, grad = jax.value_and_grad(fn)(params)
+        value, grad, computed = _value_and_grad(fn, params, state.opt_state)
         new_params, new_state = self.update(
             objective, params, state, value, grad, value_fn=fn
         )
-        searches = optax.tree.get(new_state.opt_state, "num_linesearch_steps")
-        evaluations = 1 if searches is None else jnp.maximum(searches, 1)
-        evaluation = Evaluation(params, value, jnp.asarray(evaluations, jnp.int32))
+        # A line search evaluates trial points and keeps where it ended (with
+        # its value): the lower of that point and `params` is recorded, and
+        # every trial counted.
+        trials = optax.tree.get(new_state.opt_state, "num_linesearch_steps", 0)
+        searched = optax.tree.get(new_state.opt_state, "value")
+        point = (params, value)
+        if searched is not None:
+            point = select_tree(searched < value, (new_params, searched), point)
+        evaluation = Evaluation(*point, computed + counter(trials))
         return new_params, new_state, evaluation
 
     def update(
@@ -135,12 +147,17 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
             updates, opt_state = optimiser.update(
                 grad, state.opt_state, params, value=value, grad=grad, **extra_args
             )
-        threshold = self.rtol * jnp.abs(state.best_value) + self.atol
-        improved = value < state.best_value - threshold
+        # Before the first value the best is inf, and any finite value improves
+        # on it (`rtol * inf` would make the threshold inf or NaN).
+        best = state.best_value
+        threshold = jnp.where(
+            jnp.isfinite(best), self.rtol * jnp.abs(best) + self.atol, 0.0
+        )
+        improved = value < best - threshold
         new_state = _OptaxState(
             opt_state=opt_state,
             step=state.step + 1,
-            best_value=jnp.minimum(value, state.best_value),
+            best_value=jnp.minimum(value, best),
             stalled=jnp.where(improved, 0, state.stalled + 1),
             finite=jnp.isfinite(value),
         )
@@ -155,6 +172,23 @@ class OptaxSolver(AbstractIterativeSolver[_OptaxState]):
         patient = state.stalled >= self.patience
         result = RESULTS.where(state.finite, RESULTS.successful, RESULTS.nonfinite)
         return patient | ~state.finite, result
+
+
+def _value_and_grad(
+    fn: jtu.Partial, params: PyTree, opt_state: PyTree
+) -> tuple[Float[Array, ""], PyTree, Int[Array, ""]]:
+    """The objective's value and gradient at `params`, and the evaluations they
+    cost: those a line search stored where it ended (`params` now) when it keeps
+    both and the value is finite (not before its first search), else computed."""
+    value = optax.tree.get(opt_state, "value")
+    grad = optax.tree.get(opt_state, "grad")
+    if value is None or grad is None:
+        return *jax.value_and_grad(fn)(params), counter(1)
+    stored = jnp.isfinite(value)
+    value, grad = jax.lax.cond(
+        stored, lambda _: (value, grad), jax.value_and_grad(fn), params
+    )
+    return value, grad, counter(~stored)
 
 
 def chord_adam() -> OptaxSolver:
