@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 
 import latentgeo as lg
 from helpers import (
@@ -113,6 +114,54 @@ def test_float64_with_shooting_is_tighter():
         )
         assert res.mean.dtype == jnp.float64
         np.testing.assert_allclose(res.mean, stereographic(CENTRE), atol=1e-8)
+
+
+def test_float64_symmetric_points_average_to_the_chart_origin():
+    # Four points 0.8 rad from the south pole, the chart's origin, a quarter
+    # turn apart; the start is halfway to one of them. The chart is rotationally
+    # symmetric about the origin, so the logarithm maps from there cancel however
+    # they are discretised; shooting makes them exact enough for a 1e-8 mean.
+    with float64():
+        angles = np.pi / 2 * np.arange(4) + 0.3
+        radial = np.sin(0.8) * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        rim = np.concatenate([radial, np.full((4, 1), -np.cos(0.8))], axis=1)
+        points = jnp.asarray(np.stack([stereographic(x) for x in rim]))
+        shooting = lg.Shooting(rtol=1e-11, atol=1e-11)
+        res = lg.frechet_mean(
+            SPHERE, points, init=0.5 * points[0], rtol=1e-9, shooting=shooting, **FAST
+        )
+        assert res.mean.dtype == res.variance.dtype == jnp.float64
+        assert bool(res.converged) and int(res.num_steps) > 1
+        np.testing.assert_allclose(res.mean, 0.0, atol=1e-8)
+        np.testing.assert_allclose(res.distances, 0.8, rtol=1e-6)
+
+
+def test_three_points_match_a_direct_minimisation_on_the_sphere():
+    # An asymmetric triple: the Karcher mean minimises the sum of squared
+    # great-circle distances, minimised here directly over the chart.
+    points = np.array([[0.3, -0.2], [-0.4, 0.5], [0.6, 0.7]])
+
+    def on_sphere(z):
+        squared = np.sum(z**2, axis=-1, keepdims=True)
+        return np.concatenate([2 * z, squared - 1], axis=-1) / (squared + 1)
+
+    def sum_of_squares(z):
+        cosines = np.clip(on_sphere(points) @ on_sphere(z), -1.0, 1.0)
+        return np.sum(np.arccos(cosines) ** 2)
+
+    expected = scipy.optimize.minimize(
+        sum_of_squares, points.mean(axis=0), method="BFGS", options={"gtol": 1e-12}
+    ).x
+    # Tight logarithm maps (the default solver tolerance leaves about 3e-4 here),
+    # which need float64.
+    with float64():
+        tight = lg.LevenbergMarquardt(rtol=1e-12)
+        res = lg.frechet_mean(SPHERE, jnp.asarray(points), rtol=1e-6, solver=tight)
+        assert bool(res.converged)
+        np.testing.assert_allclose(res.mean, expected, atol=1e-4)
+        np.testing.assert_allclose(
+            3 * res.variance, sum_of_squares(expected), rtol=1e-6
+        )
 
 
 def test_max_steps_is_reported_or_raised():

@@ -1,12 +1,13 @@
 r"""The Fréchet (Karcher) mean: the point minimising the weighted sum of squared
-geodesic distances, by Riemannian gradient descent with logarithm maps."""
+geodesic distances, by Riemannian gradient descent with logarithm maps, an
+iteration run by the library's one loop (`iterative_solve`)."""
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._checks import as_float, checked_point, raise_if_failed, select_tree
 from ._curve import CubicSpline
@@ -17,7 +18,16 @@ from ._geodesic import check_settings
 from ._geodesic_ode import adaptive, integrate_geodesic
 from ._geometry_results import GEOMETRY_RESULTS
 from ._metric import AbstractMetric
-from ._solvers import AbstractCurveSolver, AutoSolver
+from ._solvers import (
+    RESULTS,
+    AbstractCurveSolver,
+    AbstractIteration,
+    AutoSolver,
+    Evaluation,
+    Minimisation,
+    counter,
+    iterative_solve,
+)
 
 # The exponential map moving the iterate, with `exp_map`'s defaults.
 _EXP = dict(solver=diffrax.Tsit5(), **adaptive(rtol=1e-6, atol=1e-6, max_steps=4096))
@@ -67,13 +77,12 @@ class _Point(eqx.Module):
     variance: Array
 
 
-class _State(eqx.Module):
+class _KarcherState(eqx.Module):
     best: _Point  # the last accepted candidate: never worse than earlier ones
-    trial: Array  # the next candidate mean
-    step_size: Array
-    step: Array
+    result: GEOMETRY_RESULTS  # the iteration's outcome once `done`
     done: Array
-    result: GEOMETRY_RESULTS
+    step_size: Array
+    steps: Array  # iterations so far: the last allowed one does not move
     # sqrt(machine epsilon) times the RMS distance from the start: the precision
     # floor of the iteration, fixed at the first step.
     floor: Array
@@ -113,25 +122,21 @@ def _first_failure(results: GEOMETRY_RESULTS, ok: Array) -> GEOMETRY_RESULTS:
     return jtu.tree_map(lambda value: value[index], results)
 
 
-class _KarcherStep(eqx.Module):
-    """One Karcher iteration: logarithm maps from the trial mean to all points
-    (one vmapped batch of geodesics), the convergence test, and the next trial
-    from the best candidate by the exponential map, with a step size that halves
-    whenever a trial lowers neither the variance nor the gradient norm."""
+class _Variance(eqx.Module):
+    """The objective: the weighted variance of `points` about a mean, computed by
+    one `jax.vmap`-ed batch of logarithm maps (geodesics) from the mean."""
 
     metric: AbstractMetric
     points: Array
     weights: Array
-    step_size: float
-    rtol: float
-    atol: float
-    max_steps: int
     shooting: Shooting | None
     solver: AbstractCurveSolver
     energy: AbstractEnergy
     discretisation: Discretisation
 
     def evaluate(self, mean: Array, params: Array) -> tuple[_Point, LogEstimate]:
+        """The candidate `mean`, its curves started from `params`."""
+
         def log_to(point, warm):
             return estimate_log(
                 self.metric,
@@ -158,11 +163,50 @@ class _KarcherStep(eqx.Module):
         )
         return point, logs
 
-    def __call__(self, state: _State) -> _State:
-        candidate, logs = self.evaluate(state.trial, state.best.params)
+
+class _Karcher(AbstractIteration[_Variance, _KarcherState]):
+    """The Karcher iteration on the library's loop. Each step evaluates the trial
+    mean (the loop's `params`), applies the convergence test, and moves the
+    next trial from the best candidate by the exponential map, with a step size
+    that halves whenever a trial lowers neither the variance nor the gradient
+    norm. That acceptance is not the loop's lowest-value rule, so the state keeps
+    its own best, which `postprocess` reports."""
+
+    step_size: float
+    rtol: float
+    atol: float
+    max_steps: int = eqx.field(static=True)
+
+    def init(
+        self, objective: _Variance, params: Array
+    ) -> tuple[_KarcherState, Evaluation]:
+        num_points, d = objective.points.shape
+        num_params = objective.discretisation.num_segments + 1
+        unknown = _Point(
+            mean=params,
+            params=jnp.zeros((num_points, num_params, d), params.dtype),
+            distances=jnp.full(num_points, jnp.nan, params.dtype),
+            gradient=jnp.zeros_like(params),
+            gradient_norm=jnp.asarray(jnp.inf, params.dtype),
+            variance=jnp.asarray(jnp.inf, params.dtype),
+        )
+        state = _KarcherState(
+            best=unknown,
+            result=GEOMETRY_RESULTS.successful,
+            done=jnp.asarray(False),
+            step_size=jnp.asarray(self.step_size, params.dtype),
+            steps=counter(0),
+            floor=jnp.zeros((), params.dtype),
+        )
+        return state, Evaluation(params, jnp.asarray(jnp.inf, params.dtype), 0)
+
+    def step(
+        self, objective: _Variance, params: Array, state: _KarcherState
+    ) -> tuple[Array, _KarcherState, Evaluation]:
+        candidate, logs = objective.evaluate(params, state.best.params)
         rms = jnp.sqrt(candidate.variance)
         floor = jnp.where(
-            state.step == 0, jnp.sqrt(jnp.finfo(rms.dtype).eps) * rms, state.floor
+            state.steps == 0, jnp.sqrt(jnp.finfo(rms.dtype).eps) * rms, state.floor
         )
         # A solve that failed on a curve shorter than the floor (the mean is on
         # top of that point, where float energies are noise) is no failure: the
@@ -183,32 +227,65 @@ class _KarcherStep(eqx.Module):
         step_size = jnp.where(improved, state.step_size, 0.5 * state.step_size)
         # The last allowed iteration does not move: `best` is then what it
         # returns, with its own distances, curves and gradient.
-        move = solved & ~converged & (state.step + 1 < self.max_steps)
-        # A zero velocity when not moving keeps the ODE trivial (no NaN to chase).
-        moved = integrate_geodesic(
-            self.metric,
-            best.mean,
-            jnp.where(move, step_size * best.gradient, 0.0),
-            jnp.ones(1, best.mean.dtype),
-            **_EXP,
-        )
-        exp_failed = move & ~moved.converged
-        result = GEOMETRY_RESULTS.where(
-            solved,
-            GEOMETRY_RESULTS.where(
-                exp_failed, moved.result, GEOMETRY_RESULTS.successful
-            ),
-            _first_failure(logs.result, ok),
-        )
-        return _State(
+        move = solved & ~converged & (state.steps + 1 < self.max_steps)
+        trial, exp_result = _move(objective.metric, best, step_size, move)
+        exp_failed = exp_result != GEOMETRY_RESULTS.successful
+        state = _KarcherState(
             best=best,
-            trial=jnp.where(move & moved.converged, moved.points[0], best.mean),
-            step_size=step_size,
-            step=state.step + 1,
+            result=GEOMETRY_RESULTS.where(
+                solved, exp_result, _first_failure(logs.result, ok)
+            ),
             done=converged | ~solved | exp_failed,
-            result=result,
+            step_size=step_size,
+            steps=state.steps + 1,
             floor=floor,
         )
+        value = jnp.where(solved, candidate.variance, jnp.inf)
+        return trial, state, Evaluation(params, value, 1)
+
+    def terminate(
+        self, objective: _Variance, params: Array, state: _KarcherState
+    ) -> tuple[Bool[Array, ""], RESULTS]:
+        """Stopped by the iteration's own test: the loop's `successful`, the
+        Karcher outcome (a failed geodesic included) in `state.result`."""
+        return state.done, RESULTS.successful
+
+    def postprocess(
+        self, objective: _Variance, minimisation: Minimisation, state: _KarcherState
+    ) -> Minimisation:
+        """The last accepted candidate with the iteration's outcome, `(best,
+        state.result)`, as `params` (not the loop's lowest variance evaluated),
+        and its variance as `value`."""
+        value = state.best.variance
+        return eqx.tree_at(
+            lambda m: (m.params, m.value),
+            minimisation,
+            (
+                (state.best, state.result),
+                jnp.where(jnp.isfinite(value), value, jnp.nan),
+            ),
+        )
+
+
+def _move(
+    metric: AbstractMetric, best: _Point, step_size: Array, move: Array
+) -> tuple[Array, GEOMETRY_RESULTS]:
+    r"""The next trial, $\exp_m(\tau g)$ from the best candidate where `move`,
+    else its mean; and the exponential map's outcome (`successful` unless it
+    moved and failed)."""
+    # A zero velocity when not moving keeps the ODE trivial (no NaN to chase).
+    moved = integrate_geodesic(
+        metric,
+        best.mean,
+        jnp.where(move, step_size * best.gradient, 0.0),
+        jnp.ones(1, best.mean.dtype),
+        **_EXP,
+    )
+    failed = move & ~moved.converged
+    trial = jnp.where(move & moved.converged, moved.points[0], best.mean)
+    return trial, GEOMETRY_RESULTS.where(
+        failed, moved.result, GEOMETRY_RESULTS.successful
+    )
 
 
 def frechet_mean(
@@ -240,7 +317,8 @@ def frechet_mean(
     $\tau$ halved for the rest of the run. All $N$
     logarithm maps of an iteration are one `jax.vmap`-ed batch of
     [`geodesic`][latentgeo.geodesic] solves, each started from the last curve to
-    the same point; the loop is a `jax.lax.while_loop`. It stops when $\|g\|_{G(m)} \le$
+    the same point; the loop is the library's one iterative loop (a
+    `jax.lax.while_loop`). It stops when $\|g\|_{G(m)} \le$
     `rtol` $\cdot$ RMS distance $+$ `atol` $+ \sqrt{\epsilon}\, r_0$, with
     $\epsilon$ the machine epsilon and $r_0$ the RMS distance from the start: a
     precision floor, so that points that coincide (RMS distance zero) need no
@@ -329,47 +407,18 @@ def _frechet_mean(
         start = checked_point(
             jnp.asarray(init, points.dtype), metric.latent_dim, "init"
         )
-    num_segments = discretisation.num_segments
-    dtype, num_points = points.dtype, points.shape[0]
-    unknown = _Point(
-        mean=start,
-        params=jnp.zeros((num_points, num_segments + 1, metric.latent_dim), dtype),
-        distances=jnp.full(num_points, jnp.nan, dtype),
-        gradient=jnp.zeros_like(start),
-        gradient_norm=jnp.asarray(jnp.inf, dtype),
-        variance=jnp.asarray(jnp.inf, dtype),
+    objective = _Variance(
+        metric, points, weights, shooting, solver, energy, discretisation
     )
-    state = _State(
-        best=unknown,
-        trial=start,
-        step_size=jnp.asarray(step_size, dtype),
-        step=jnp.asarray(0),
-        done=jnp.asarray(False),
-        result=GEOMETRY_RESULTS.successful,
-        floor=jnp.zeros((), dtype),
-    )
-    step = _KarcherStep(
-        metric,
-        points,
-        weights,
-        step_size,
-        rtol,
-        atol,
-        max_steps,
-        shooting,
-        solver,
-        energy,
-        discretisation,
-    )
+    karcher = _Karcher(step_size, rtol, atol, max_steps)
     with jax.default_matmul_precision("highest"):
-        # (A lambda around `step`: JAX hashes loop bodies, modules hold arrays.)
-        final = jax.lax.while_loop(
-            lambda s: ~s.done & (s.step < max_steps), lambda s: step(s), state
-        )
+        minimisation = iterative_solve(karcher, objective, start, max_steps)
+    best, outcome = minimisation.params
     result = GEOMETRY_RESULTS.where(
-        final.done, final.result, GEOMETRY_RESULTS.mean_max_steps
+        minimisation.result == RESULTS.max_steps_reached,
+        GEOMETRY_RESULTS.mean_max_steps,
+        outcome,
     )
-    best = final.best
     mean = raise_if_failed(
         throw, best.mean, result, result == GEOMETRY_RESULTS.successful
     )
@@ -380,6 +429,6 @@ def _frechet_mean(
         curves,
         best.variance,
         best.gradient_norm,
-        final.step,
+        minimisation.num_steps,
         result,
     )

@@ -5,11 +5,13 @@ from ._base import (
     AbstractCurveSolver as AbstractCurveSolver,
     Evaluation as Evaluation,
     Minimisation as Minimisation,
+    counter as counter,
 )
 from ._compose import WarmStart as WarmStart
 from ._default import AutoSolver as AutoSolver
 from ._escalating import Escalating as Escalating
 from ._iterate import (
+    AbstractIteration as AbstractIteration,
     AbstractIterativeSolver as AbstractIterativeSolver,
     iterative_solve as iterative_solve,
 )

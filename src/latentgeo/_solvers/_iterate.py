@@ -1,11 +1,12 @@
 """Iterative solvers: the protocol and the one loop that runs them.
 
-Modelled on optimistix: an iterative solver supplies `init`, `step` and
-`terminate` (and optionally `postprocess`), and
-`iterative_solve` runs them inside
+Modelled on optimistix: an iteration supplies `init`, `step` and `terminate`
+(and optionally `postprocess`), and `iterative_solve` runs them inside
 `jax.lax.while_loop`, keeping the bookkeeping (best iterate, step and evaluation
-counts, outcome) in one place. The protocol lives beside its loop so that the
-lower module, `_base`, imports nothing from here.
+counts, outcome) in one place. The protocol is generic in its objective (any
+PyTree: a curve objective for the curve solvers, the points and metric for the
+Fréchet mean); `AbstractIterativeSolver` is its curve-solver form. It lives
+beside its loop so that the lower module, `_base`, imports nothing from here.
 """
 
 import abc
@@ -21,44 +22,49 @@ from .._checks import select_tree
 from .._objective import AbstractCurveObjective
 from ._base import RESULTS, AbstractCurveSolver, Evaluation, Minimisation, counter
 
+_Objective = TypeVar("_Objective")
 _State = TypeVar("_State")
 
 
-class AbstractIterativeSolver(AbstractCurveSolver, Generic[_State]):
-    """A solver defined by one iteration: implement `init`, `step` and
-    `terminate`; `minimise` runs them in one `lax.while_loop` (the library's one
-    loop, `iterative_solve`), and `postprocess` may revise what the loop
+class AbstractIteration(eqx.Module, Generic[_Objective, _State]):
+    """An iteration on any objective (a PyTree the iteration knows how to
+    evaluate): implement `init`, `step` and `terminate`; `iterative_solve` runs
+    them in one `lax.while_loop`, and `postprocess` may revise what the loop
     recorded."""
 
     @abc.abstractmethod
-    def init(
-        self, objective: AbstractCurveObjective, params: PyTree
-    ) -> tuple[_State, Evaluation]:
+    def init(self, objective: _Objective, params: PyTree) -> tuple[_State, Evaluation]:
         """The state before the first step, and what computing it evaluated."""
 
     @abc.abstractmethod
     def step(
-        self, objective: AbstractCurveObjective, params: PyTree, state: _State
+        self, objective: _Objective, params: PyTree, state: _State
     ) -> tuple[PyTree, _State, Evaluation]:
         """One iteration: the new parameters and state, and the point evaluated."""
 
     @abc.abstractmethod
     def terminate(
-        self, objective: AbstractCurveObjective, params: PyTree, state: _State
+        self, objective: _Objective, params: PyTree, state: _State
     ) -> tuple[Bool[Array, ""], RESULTS]:
         """Whether to stop, and the outcome if so (cheap: reads the state)."""
 
     def postprocess(
-        self,
-        objective: AbstractCurveObjective,
-        minimisation: Minimisation,
-        state: _State,
+        self, objective: _Objective, minimisation: Minimisation, state: _State
     ) -> Minimisation:
         """The loop's result, revised with the final state: e.g. a solver whose
         answer is not the lowest value it evaluated replaces the loop's
         best-by-value record with its own. By default `minimisation` unchanged."""
         del objective, state
         return minimisation
+
+
+class AbstractIterativeSolver(
+    AbstractIteration[AbstractCurveObjective, _State], AbstractCurveSolver
+):
+    """A curve solver defined by one iteration: implement `init`, `step` and
+    `terminate` on an [`AbstractCurveObjective`][latentgeo.AbstractCurveObjective];
+    `minimise` runs them in one `lax.while_loop` (the library's one loop,
+    `iterative_solve`), and `postprocess` may revise what the loop recorded."""
 
     def minimise(
         self, objective: AbstractCurveObjective, params: PyTree, max_steps: int
@@ -83,8 +89,8 @@ def _record(carry_best, carry_value, evaluation: Evaluation):
 
 
 def iterative_solve(
-    solver: AbstractIterativeSolver,
-    objective: AbstractCurveObjective,
+    solver: AbstractIteration,
+    objective: PyTree,
     params: PyTree,
     max_steps: int,
 ) -> Minimisation:
