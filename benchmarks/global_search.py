@@ -7,14 +7,20 @@ after compilation) and is scored by `metric.curve_length` on 1,025 points:
 
 - `local`: the 0.1 default, `AutoSolver(least_squares=Escalating())` from the
   straight line (no lattice);
-- `default`: `lg.AutoSolver()` (in 2-D, `LatticeSearch(Escalating())`) from the
-  straight line;
-- `default@graph`: the default from the pair's path in the library's default
-  graph of the query points (`lattice_paths` in 2-D, `graph_paths` else): the
-  answer's dependence on the start;
-- `dense`: the dense-graph pipeline a user would write: Dijkstra on a
-  256-cell lattice over the query points' box (2-D only), then the local
-  solver from each path.
+- `geodesic`: a single `lg.geodesic` call's default, `lg.AutoSolver()` (in
+  2-D, `LatticeSearch(Escalating())`) from the straight line;
+- `pairwise`: `lg.pairwise_geodesics`' default: the default solver from the
+  default start's curve (the path on one 256-cell lattice over the query
+  points in 2-D; in more dimensions the shorter of the straight start and the
+  path through the query points' neighbour graph);
+- `pairwise-s32`: the same with `Discretisation(num_segments=32,
+  num_points=128)`;
+- `dense` (2-D): the dense-graph pipeline a user would write: Dijkstra on a
+  256-cell lattice over the query points' box, then the local solver from
+  each path.
+
+Start dependence: the share of pairs whose `geodesic` answer (from the straight
+line) and `pairwise` answer (from the graph path) differ by more than 0.1%.
 
 Reported: time per pair, evaluations, and length excess (median, p90, max)
 against the float64 reference where `reference.py` has one for the pair and
@@ -45,24 +51,33 @@ import latentgeo as lg
 RESULTS = Path(__file__).parent / "results"
 
 
-def _solve_all(metric, solver, z0s, z1s, inits):
-    """Lengths, evaluations, converged and seconds per pair, one pair at a time."""
+def _solve_all(metric, solver, z0s, z1s, inits, discretisation):
+    """Lengths, evaluations, converged and CPU seconds per pair, one pair at a
+    time."""
 
     @jax.jit
     def solve(a, b, p):
         def one(args):
             z0, z1, params = args
             init = None if params is None else lg.CubicSpline(z0, z1, params)
-            result = lg.geodesic(metric, z0, z1, init=init, solver=solver, throw=False)
+            result = lg.geodesic(
+                metric,
+                z0,
+                z1,
+                init=init,
+                solver=solver,
+                discretisation=discretisation,
+                throw=False,
+            )
             fine = result.curve(jnp.linspace(0.0, 1.0, reference.FINE))
             return metric.curve_length(fine), result.num_evaluations, result.converged
 
         return jax.lax.map(one, (a, b, p))
 
     jax.block_until_ready(solve(z0s, z1s, inits))
-    start = time.perf_counter()
+    start = time.process_time()  # the CPU's work: the machine is shared
     lengths, evaluations, converged = jax.block_until_ready(solve(z0s, z1s, inits))
-    seconds = (time.perf_counter() - start) / len(z0s)
+    seconds = (time.process_time() - start) / len(z0s)
     return (
         np.asarray(lengths, np.float64),
         np.asarray(evaluations),
@@ -109,25 +124,31 @@ def main():
     picks = reference.pair_sample(None if args.pairs == "all" else int(args.pairs))
     z0s, z1s = jnp.asarray(query[rows[picks]]), jnp.asarray(query[cols[picks]])
     two_d = metric.latent_dim == 2
-    graph = (lg.lattice_paths if two_d else lg.graph_paths)(metric, query)
+    start = time.process_time()
+    graph = lg.lattice_paths(metric, query) if two_d else lg.graph_paths(metric, query)
+    graph_seconds = time.process_time() - start
     graph_inits = graph.init_curves(rows[picks], cols[picks]).params
+    fine = lg.Discretisation(num_segments=32, num_points=128)
+    fine_inits = graph.init_curves(rows[picks], cols[picks], 32).params
     local = lg.AutoSolver(least_squares=lg.Escalating())
+    default = lg.AutoSolver()
+    plain = lg.Discretisation()
     methods = {
-        "local": (local, None),
-        "default": (lg.AutoSolver(), None),
-        "default@graph": (lg.AutoSolver(), graph_inits),
+        "local": (local, None, plain),
+        "geodesic": (default, None, plain),
+        "pairwise": (default, graph_inits, plain),
+        "pairwise-s32": (default, fine_inits, fine),
     }
     if two_d:
-        dense = lg.lattice_paths(metric, query, cells=256)
-        methods["dense"] = (local, dense.init_curves(rows[picks], cols[picks]).params)
+        methods["dense"] = (local, graph_inits, plain)
     found = {}
-    for label, (solver, inits) in methods.items():
+    for label, (solver, inits, discretisation) in methods.items():
         lengths, evaluations, converged, seconds = _solve_all(
-            metric, solver, z0s, z1s, inits
+            metric, solver, z0s, z1s, inits, discretisation
         )
         found[label] = dict(
             lengths=lengths,
-            seconds_per_pair=seconds,
+            cpu_seconds_per_pair=seconds,
             evaluations_median=float(np.median(evaluations)),
             evaluations_mean=float(np.mean(evaluations)),
             converged=float(np.mean(converged)),
@@ -138,6 +159,11 @@ def main():
             f"converged {np.mean(converged):.3f}",
             flush=True,
         )
+    if not two_d:  # the default start is the shorter of straight and graph
+        for label in ("pairwise", "pairwise-s32"):
+            straight = _solve_all(metric, default, z0s, z1s, None, methods[label][2])
+            found[label]["lengths"] = np.fmin(found[label]["lengths"], straight[0])
+            found[label]["cpu_seconds_per_pair"] += straight[3]
     truth = np.full(len(picks), np.nan)
     if not args.rbf and args.model in models.MODELS:
         done = reference.load(args.model)
@@ -147,15 +173,14 @@ def main():
     report = {
         "model": args.model + ("-rbf" if args.rbf else ""),
         "pairs": len(picks),
-        "graph_distance_excess_vs_default": _excess(
+        "graph_cpu_seconds_all_pairs": graph_seconds,
+        "graph_estimate_vs_pairwise": _excess(
             graph.distances[rows[picks], cols[picks]].astype(np.float64),
-            found["default"]["lengths"],
+            found["pairwise"]["lengths"],
         ),
         "start_dependence_share_over_0.1_percent": float(
             np.mean(
-                np.abs(
-                    found["default@graph"]["lengths"] / found["default"]["lengths"] - 1
-                )
+                np.abs(found["pairwise"]["lengths"] / found["geodesic"]["lengths"] - 1)
                 > 1e-3
             )
         ),

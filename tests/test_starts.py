@@ -38,14 +38,21 @@ def test_graph_start_finds_the_shorter_geodesic_and_shortest_of_keeps_it():
     extra = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
     graph_start = lg.GraphStart(neighbours=6, extra_points=extra)
     discretisation = lg.Discretisation(num_segments=8, max_steps=300)
-    options = dict(discretisation=discretisation, progress=False)
-    straight = lg.pairwise_geodesics(metric, points, **options)
+    # A local solver: the default would search a lattice after the solve.
+    options = dict(discretisation=discretisation, solver=lg.OptaxSolver(), progress=False)
+    straight = lg.pairwise_geodesics(metric, points, init=lg.StraightStart(), **options)
     graph = lg.pairwise_geodesics(metric, points, init=graph_start, **options)
     times = jnp.linspace(0.0, 1.0, 101)
     below = straight.curve_of(0, 1)(times)[:, 1].mean()
     above = graph.curve_of(0, 1)(times)[:, 1].mean()
     assert below < 0 < above
     assert graph.distances[0, 1] < 0.97 * straight.distances[0, 1]
+    # The default call, with neither start nor solver, finds the shorter route.
+    default = lg.pairwise_geodesics(
+        metric, points, discretisation=discretisation, progress=False
+    )
+    assert default.curve_of(0, 1)(times)[:, 1].mean() > 0
+    np.testing.assert_allclose(default.distances, graph.distances, rtol=1e-3)
     best = lg.pairwise_geodesics(
         metric, points, init=lg.ShortestOf(lg.StraightStart(), graph_start), **options
     )

@@ -80,9 +80,11 @@ def pairwise_geodesics(
       [`LatticeStart()`][latentgeo.LatticeStart],
       [`ShortestOf(...)`][latentgeo.ShortestOf] of several, or
       [`GivenCurves`][latentgeo.GivenCurves] (a batched `CubicSpline` passed
-      here is short for it). Default: in a 2-D latent space the straight line,
-      each pair then checked by the default solver against a lattice over its
-      neighbourhood ([`LatticeSearch`][latentgeo.LatticeSearch]); in more
+      here is short for it). Default: in a 2-D latent space the shortest path
+      on one lattice over the points' box
+      ([`LatticeStart()`][latentgeo.LatticeStart], every route, no data
+      points needed), each pair then checked by the default solver on lattices
+      of its own ([`LatticeSearch`][latentgeo.LatticeSearch]); in more
       dimensions the shorter of the straight start and the path through the
       neighbour graph of `points`
       (`ShortestOf(StraightStart(), GraphStart())`; add data codes as nodes

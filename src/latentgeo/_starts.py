@@ -169,18 +169,18 @@ class LatticeStart(AbstractGraphStart):
 
     **Arguments:**
 
-    - `cells`: lattice cells along the box's side (128).
+    - `cells`: lattice cells along the box's side (256).
     - `margin`: the box's margin on each side, a fraction of the points'
       extent (0.25).
 
     **Example:**
 
     ```python
-    estimate = lg.pairwise_graph_estimate(metric, Z, lg.LatticeStart(cells=256))
+    estimate = lg.pairwise_graph_estimate(metric, Z, lg.LatticeStart(cells=512))
     ```
     """
 
-    cells: int = eqx.field(static=True, default=128)
+    cells: int = eqx.field(static=True, default=256)
     margin: float = eqx.field(static=True, default=0.25)
 
     def __check_init__(self):
@@ -198,15 +198,16 @@ class LatticeStart(AbstractGraphStart):
 
 
 def default_start(latent_dim: int) -> AbstractStart:
-    """The start of a run that names none. In two latent dimensions the
-    straight line: the default solver checks each pair against a lattice
-    ([`LatticeSearch`][latentgeo.LatticeSearch]). In others the shorter of the
+    """The start of a run that names none: the shortest path on one lattice
+    over the points' box in two latent dimensions (every route through it;
+    the default solver then checks each pair on lattices of its own, see
+    [`LatticeSearch`][latentgeo.LatticeSearch]); in others the shorter of the
     straight start and the path in the neighbour graph of the points: "global"
     there means over the routes through the given points (pass
     `ShortestOf(StraightStart(), GraphStart(extra_points=codes))` to add data
     codes as nodes)."""
     if latent_dim == 2:
-        return StraightStart()
+        return LatticeStart()
     return ShortestOf(StraightStart(), GraphStart())
 
 

@@ -10,7 +10,7 @@ from jaxtyping import PyTree
 from .._curve import CubicSpline
 from .._lattice import Lattice, edge_weights, leaves_tube, path_to, shortest_distances
 from .._objective import AbstractCurveObjective
-from ._base import RESULTS, AbstractCurveSolver, Minimisation
+from ._base import RESULTS, AbstractCurveSolver, Minimisation, counter
 
 
 def _nothing(first: Minimisation) -> Minimisation:
@@ -18,8 +18,8 @@ def _nothing(first: Minimisation) -> Minimisation:
     return Minimisation(
         params=first.params,
         value=jnp.full_like(first.value, jnp.inf),
-        num_steps=0,
-        num_evaluations=0,
+        num_steps=counter(0),
+        num_evaluations=counter(0),
         result=first.result,
     )
 
@@ -38,36 +38,43 @@ def better_of(first: Minimisation, second: Minimisation) -> Minimisation:
 
 
 class LatticeSearch(AbstractCurveSolver):
-    r"""Solve from the given start, then look for another route on a lattice;
-    if one looks shorter, solve from it too and keep the lower energy.
+    r"""Solve from the given start, then look for a better route on a lattice;
+    solve again from it where the test says so, and keep the lower energy.
 
-    For a pair in a two-dimensional latent space, a square lattice of
-    `(cells + 1)^2` nodes is laid over the box around the end points and the
-    curve found (its longer side plus `margin` times it on each side); its
-    edges, to the 16 nearest lattice directions, are weighted by their metric
-    length, and the shortest lattice path from `z0` to `z1` is found by
-    Bellman–Ford relaxation in JAX. That path is the measured test of whether
-    the local solve was global:
+    For a pair in a two-dimensional latent space, a square lattice is laid over
+    the box around the end points and the curve found (its longer side plus
+    `margin` times it on each side); its edges, to the 16 nearest lattice
+    directions, are weighted by their metric length, and the shortest lattice
+    path from `z0` to `z1` is found by Bellman–Ford relaxation in JAX. How the
+    local solve went decides what follows:
 
-    - if it stays within `tube` lattice spacings of the curve found, both are
-      the same route and nothing more is done;
-    - if it takes another route and is shorter than `1 + slack` times the
-      curve found (a lattice path is longer than the geodesic along it, by up
-      to a few percent), the local solver runs again from the path (fitted by
-      a spline), and the lower energy is kept;
-    - if the local solve did not converge, it runs again from the path anyway
-      (a second, global attempt).
+    - **It converged within `rough_steps` iterations** (a smooth energy, as
+      from smooth decoders): a coarse lattice of `cells` cells checks the
+      route. If the path stays within `tube` lattice spacings of the curve
+      found, both are the same route and nothing more is done; if it takes
+      another route and is shorter than `1 + slack` times the curve found (a
+      lattice path is longer than the geodesic along it, by up to a few
+      percent), the local solver runs again from the path (fitted by a
+      spline).
+    - **It needed more iterations, or failed** (a rough energy with many
+      local minima, as from ReLU decoders, or a hard problem): a fine lattice
+      of `fine_cells` cells gives a near-global starting curve, and the local
+      solver always runs again from it: a second, global attempt.
 
-    The lattice costs one metric evaluation per node (about as much as a few
-    curve evaluations at 32 cells); the second solve only happens when the
-    test asks for it. Measured on the
+    The lower energy of the two solves is kept. A lattice costs one metric
+    evaluation per node: at 32 cells about as much as a few curve evaluations,
+    at 128 cells as much as a few dozen. Measured on the
     [performance page](../performance.md). In other dimensions (and for
     Monte Carlo energies) the local solve is returned as it is.
 
     **Arguments:**
 
     - `local`: the solver run from each start.
-    - `cells`: lattice cells along the box's side (32).
+    - `cells`: the coarse lattice's cells along the box's side (32).
+    - `fine_cells`: the fine lattice's (128).
+    - `rough_steps`: iterations of the local solve beyond which the fine
+      lattice is used (30, the fast budget of
+      [`Escalating`][latentgeo.Escalating]: more means it escalated).
     - `margin`: the box's margin on each side, as a fraction of the end
       points' and curve's extent (0.5).
     - `tube`: the tube's radius in lattice spacings (2.0).
@@ -77,13 +84,18 @@ class LatticeSearch(AbstractCurveSolver):
 
     local: AbstractCurveSolver
     cells: int = eqx.field(static=True, default=32)
+    fine_cells: int = eqx.field(static=True, default=128)
+    rough_steps: int = eqx.field(static=True, default=30)
     margin: float = eqx.field(static=True, default=0.5)
     tube: float = eqx.field(static=True, default=2.0)
     slack: float = eqx.field(static=True, default=0.05)
 
     def __check_init__(self):
-        if self.cells < 2:
-            raise ValueError(f"`cells` must be at least 2, got {self.cells}.")
+        if self.cells < 2 or self.fine_cells < 2:
+            raise ValueError(
+                "`cells` and `fine_cells` must be at least 2, got "
+                f"{self.cells}, {self.fine_cells}."
+            )
         if not (self.margin >= 0 and self.tube > 0 and self.slack >= 0):
             raise ValueError(
                 "`margin` and `slack` must be >= 0 and `tube` > 0, got "
@@ -97,20 +109,33 @@ class LatticeSearch(AbstractCurveSolver):
         if objective.z0.shape[-1] != 2:
             return first
         metric, z0, z1 = objective.metric, objective.z0, objective.z1
-        curve = CubicSpline(z0, z1, first.params)
-        points = curve(objective.times)
-        lattice = Lattice.around(points, self.cells, self.margin)
-        weights = edge_weights(metric, lattice)
-        found = shortest_distances(metric, lattice, weights, z0)
-        path = path_to(metric, lattice, found, z0, z1, params.shape[0] - 1)
-        length = metric.curve_length(points)
-        elsewhere = leaves_tube(path.points, points, self.tube * lattice.spacing)
-        promising = path.length < (1 + self.slack) * length
-        failed = first.result != RESULTS.successful
-        retry = (elsewhere & promising) | (failed & jnp.isfinite(path.length))
+        num_segments = params.shape[0] - 1
+        points = CubicSpline(z0, z1, first.params)(objective.times)
+
+        def path(cells: int):
+            lattice = Lattice.around(points, cells, self.margin)
+            weights = edge_weights(metric, lattice)
+            found = shortest_distances(metric, lattice, weights, z0)
+            return lattice, path_to(metric, lattice, found, z0, z1, num_segments)
+
+        def coarse():
+            lattice, found = path(self.cells)
+            radius = self.tube * lattice.spacing
+            elsewhere = leaves_tube(found.points, points, radius)
+            promising = found.length < (1 + self.slack) * metric.curve_length(points)
+            return found.curve.params, elsewhere & promising
+
+        def fine():
+            _, found = path(self.fine_cells)
+            return found.curve.params, jnp.isfinite(found.length)
+
+        rough = (first.num_steps > self.rough_steps) | (
+            first.result != RESULTS.successful
+        )
+        start, retry = jax.lax.cond(rough, fine, coarse)
         second = jax.lax.cond(
             retry,
-            lambda: self.local.minimise(objective, path.curve.params, max_steps),
+            lambda: self.local.minimise(objective, start, max_steps),
             lambda: _nothing(first),
         )
         return better_of(first, second)
