@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import checked_point, raise_if_failed
+from ._checks import as_float, checked_point, raise_if_failed, working_dtype
 from ._curve import CubicSpline
 from ._discretisation import Discretisation
 from ._energy import AbstractEnergy, ExpectedEnergy
@@ -244,8 +244,9 @@ def log_map(
 
 @eqx.filter_jit
 def _log_map(metric, z0, z1, init, solver, energy, discretisation, shooting, throw):
-    z0 = checked_point(z0, metric.latent_dim, "z0")
-    z1 = checked_point(jnp.asarray(z1, z0.dtype), metric.latent_dim, "z1")
+    dtype = working_dtype(metric, as_float(z0).dtype)
+    z0 = checked_point(z0, metric.latent_dim, "z0", dtype)
+    z1 = checked_point(z1, metric.latent_dim, "z1", dtype)
     with jax.default_matmul_precision("highest"):
         estimate = estimate_log(
             metric,
