@@ -17,6 +17,13 @@ def float64():
     return enable_x64()
 
 
+def default_float():
+    """JAX's default float dtype where it is called: float64 under x64
+    (`JAX_ENABLE_X64=1`, or inside `float64()`), else float32. Test data made in
+    it runs in float32 in the default pass and in float64 in the x64 pass."""
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
 class Linear(eqx.Module):
     """$f(z) = A z$: $G = A^T A$, geodesics are straight lines."""
 
@@ -51,7 +58,8 @@ def stereographic(x: np.ndarray) -> np.ndarray:
 def sphere_pair(angle_degrees: float, azimuth: float = 1.0):
     """Two chart points at polar angle `angle_degrees / 2` from the south pole,
     `pi - azimuth` apart in longitude; returns `(z0, z1, great-circle distance)`
-    (equal to `angle_degrees` for `azimuth = 0`)."""
+    (equal to `angle_degrees` for `azimuth = 0`), the points in the default
+    float dtype."""
     half = np.deg2rad(angle_degrees) / 2
     p = np.array([np.sin(half), 0.0, -np.cos(half)])
     q = np.array(
@@ -63,8 +71,8 @@ def sphere_pair(angle_degrees: float, azimuth: float = 1.0):
     )
     distance = np.arccos(np.clip(p @ q, -1.0, 1.0))
     return (
-        jnp.asarray(stereographic(p), jnp.float32),
-        jnp.asarray(stereographic(q), jnp.float32),
+        jnp.asarray(stereographic(p), default_float()),
+        jnp.asarray(stereographic(q), default_float()),
         float(distance),
     )
 

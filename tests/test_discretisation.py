@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
-from helpers import InverseStereographic, Linear, sphere_pair
+from helpers import InverseStereographic, Linear, default_float, sphere_pair
 
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
 MATRIX = jnp.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]])
@@ -153,7 +153,7 @@ def test_max_steps_caps_the_iterations(solver, max_steps):
 
 
 def test_every_driver_takes_a_discretisation():
-    points = np.array([[0.1, 0.2], [1.0, -0.5], [-0.4, 0.3]], np.float32)
+    points = np.array([[0.1, 0.2], [1.0, -0.5], [-0.4, 0.3]], default_float())
     four = lg.Discretisation(num_segments=4, num_points=17)
     result = lg.pairwise_geodesics(LINEAR, points, discretisation=four, progress=False)
     assert result.curves.num_segments == 4

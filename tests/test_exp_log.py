@@ -9,6 +9,7 @@ from helpers import (
     ConformalSphere,
     InverseStereographic,
     Linear,
+    default_float,
     float64,
     sphere_pair,
 )
@@ -86,7 +87,8 @@ def test_linear_decoder_log_is_the_difference(getkey):
 def smooth_ensemble():
     """Four tanh decoders fitted to a circle embedded in R^5 (twice
     differentiable, as the geodesic ODE needs)."""
-    latents, data = lg.datasets.make_circle(256, obs_dim=5, seed=0)
+    latents, data = lg.datasets.make_circle(256, obs_dim=5, seed=0)  # float32
+    latents, data = latents.astype(default_float()), data.astype(default_float())
     ensemble = lg.EnsembleDecoder.init(
         lambda k: eqx.nn.MLP(2, 5, 16, 2, activation=jax.nn.tanh, key=k),
         4,
@@ -102,8 +104,8 @@ def test_exp_of_log_follows_the_geodesic_on_a_trained_ensemble(smooth_ensemble):
     metric = smooth_ensemble
     angles = np.array([[0.0, 1.2], [0.3, 2.8]])
     for a, b in angles:
-        z0 = jnp.array([np.cos(a), np.sin(a)], jnp.float32)
-        z1 = jnp.array([np.cos(b), np.sin(b)], jnp.float32)
+        z0 = jnp.array([np.cos(a), np.sin(a)], default_float())
+        z1 = jnp.array([np.cos(b), np.sin(b)], default_float())
         chord = float(jnp.linalg.norm(z1 - z0))
         solved = lg.geodesic(metric, z0, z1, **FAST)
         velocity = lg.log_map(metric, z0, z1, shooting=None, **FAST)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
+from helpers import default_float
 
 
 class Linear(eqx.Module):
@@ -22,7 +23,7 @@ def _linear_metric():
 
 
 def _points(n, seed=0):
-    return np.random.default_rng(seed).uniform(-1, 1, (n, 2)).astype(np.float32)
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 2)).astype(default_float())
 
 
 def test_linear_graph_distance_bounds_and_converges():

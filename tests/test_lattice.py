@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
-from helpers import Linear, float64
+from helpers import Linear, default_float, float64
 from latentgeo import _lattice
 
 
@@ -106,7 +106,7 @@ def test_lattice_search_in_float64():
 def test_lattice_graph_distances_on_a_linear_decoder():
     matrix = jnp.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]])
     metric = lg.PullbackMetric(Linear(matrix))
-    points = np.random.default_rng(0).uniform(-1, 1, (25, 2)).astype(np.float32)
+    points = np.random.default_rng(0).uniform(-1, 1, (25, 2)).astype(default_float())
     graph = lg.lattice_paths(metric, points, cells=64, neighbours=3)
     exact = np.linalg.norm(
         (points[:, None] - points[None]) @ np.asarray(matrix).T, axis=-1

@@ -40,7 +40,7 @@ def evaluate(objective, params):
     return objective(params, jnp.array(0))
 
 
-def linear_metric(key, dtype=jnp.float32):
+def linear_metric(key, dtype=float):
     matrix = jax.random.normal(key, (6, 2), dtype)
     return lg.PullbackMetric(Linear(matrix), latent_dim=2), matrix
 

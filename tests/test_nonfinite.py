@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
+from helpers import default_float
 
-MATRIX = np.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]], np.float32)
+MATRIX = np.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]], default_float())
 
 
 class NaNOutside(eqx.Module):
@@ -71,7 +72,7 @@ def test_length_grid_meeting_nan_fails_although_the_solver_converged():
 
 @pytest.mark.parametrize("vmap_size", [1, None])
 def test_pairwise_nan_pairs_are_nan_and_flagged_others_untouched(vmap_size):
-    points = np.array([[2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.5]], np.float32)
+    points = np.array([[2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.5]], default_float())
     with pytest.warns(RuntimeWarning, match="3 of 6 geodesics meet NaN or inf"):
         result = lg.pairwise_geodesics(
             HALF_PLANE, points, progress=False, vmap_size=vmap_size
@@ -87,8 +88,8 @@ def test_pairwise_nan_pairs_are_nan_and_flagged_others_untouched(vmap_size):
 
 def test_graph_leaves_out_nan_edges_and_keeps_other_pairs():
     rng = np.random.default_rng(0)
-    finite = rng.uniform(-1.0, 0.5, (6, 2)).astype(np.float32)
-    points = np.concatenate([[[2.0, 0.0]], finite]).astype(np.float32)
+    finite = rng.uniform(-1.0, 0.5, (6, 2)).astype(default_float())
+    points = np.concatenate([[[2.0, 0.0]], finite]).astype(default_float())
     graph = lg.graph_paths(HALF_PLANE, points, neighbours=len(points) - 1)
     assert np.all(np.isnan(graph.distances[0, 1:]))
     # The complete graph holds each straight segment: exact linear distances.
@@ -105,9 +106,9 @@ def test_graph_leaves_out_nan_edges_and_keeps_other_pairs():
 
 def test_graph_split_by_a_nan_wall_gives_nan_across_not_an_error():
     wall = lg.PullbackMetric(NaNOutside(0.3, 0.7), latent_dim=2)
-    ys = np.linspace(0.0, 1.0, 3, dtype=np.float32)
-    left = np.stack([np.zeros(3, np.float32), ys], axis=1)
-    points = np.concatenate([left, left + np.array([1.0, 0.0], np.float32)])
+    ys = np.linspace(0.0, 1.0, 3, dtype=default_float())
+    left = np.stack([np.zeros(3, default_float()), ys], axis=1)
+    points = np.concatenate([left, left + np.array([1.0, 0.0], default_float())])
     graph = lg.graph_paths(wall, points, neighbours=5)
     across = graph.distances[:3, 3:]
     assert np.all(np.isnan(across))
@@ -121,7 +122,7 @@ def test_graph_split_by_a_nan_wall_gives_nan_across_not_an_error():
 
 
 def test_graph_start_and_estimate_flag_points_no_path_reaches():
-    points = np.array([[2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.5]], np.float32)
+    points = np.array([[2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.5]], default_float())
     start = lg.GraphStart(neighbours=3)
     with pytest.warns(RuntimeWarning, match="3 of 6 geodesics meet NaN or inf"):
         estimate = lg.pairwise_graph_estimate(HALF_PLANE, points, start, progress=False)

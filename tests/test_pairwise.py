@@ -6,7 +6,7 @@ import optax
 import pytest
 
 import latentgeo as lg
-from helpers import InverseStereographic, Linear, sphere_pair
+from helpers import InverseStereographic, Linear, default_float, sphere_pair
 
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
 LINEAR = lg.PullbackMetric(Linear(jnp.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]])))
@@ -15,7 +15,7 @@ LINEAR = lg.PullbackMetric(Linear(jnp.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]
 def chart_points(num_points: int) -> np.ndarray:
     """Chart coordinates of points in the southern hemisphere."""
     rng = np.random.default_rng(0)
-    return rng.uniform(-0.6, 0.6, size=(num_points, 2)).astype(np.float32)
+    return rng.uniform(-0.6, 0.6, size=(num_points, 2)).astype(default_float())
 
 
 def great_circle(points: np.ndarray) -> np.ndarray:
@@ -176,7 +176,7 @@ def test_pairs_solves_only_the_pairs_asked(tmp_path):
 
 def test_non_converged_pairs_are_reported_not_fatal():
     z0, z1, _ = sphere_pair(120.0)
-    points = np.stack([z0, z1, np.zeros(2, np.float32)])
+    points = np.stack([z0, z1, np.zeros(2, default_float())])
     with pytest.warns(RuntimeWarning, match="did not converge"):
         result = lg.pairwise_geodesics(
             SPHERE,

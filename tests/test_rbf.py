@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
+from helpers import default_float
 
 ZETA = 1e-3
 
@@ -25,10 +26,10 @@ def arc_data(noise=0.05, seed=0):
         [rng.uniform(0, np.deg2rad(70), 100), rng.uniform(np.deg2rad(110), np.pi, 100)]
     )
     latents = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    latents = (latents + 0.02 * rng.normal(size=latents.shape)).astype(np.float32)
+    latents = (latents + 0.02 * rng.normal(size=latents.shape)).astype(default_float())
     mean = Linear(jnp.eye(3, 2))
     data = np.asarray(jax.vmap(mean)(jnp.asarray(latents)))
-    data = (data + noise * rng.normal(size=data.shape)).astype(np.float32)
+    data = (data + noise * rng.normal(size=data.shape)).astype(default_float())
     return mean, latents, data
 
 
@@ -178,11 +179,11 @@ def test_fit_maximises_the_likelihood(getkey):
             rng.normal(size=(100, 2)) * 0.3 - [2, 0],
             rng.normal(size=(100, 2)) * 0.3 + [2, 0],
         ]
-    ).astype(np.float32)
+    ).astype(default_float())
     mean = Linear(jax.random.normal(getkey(), (3, 2)))
     predictions = np.asarray(jax.vmap(mean)(jnp.asarray(latents)))
     noise = np.repeat([0.02, 0.1], 100)[:, None]
-    data = (predictions + noise * rng.normal(size=(200, 3))).astype(np.float32)
+    data = (predictions + noise * rng.normal(size=(200, 3))).astype(default_float())
     metric = lg.RBFVarianceMetric.fit(mean, latents, data, key=getkey())
 
     weights = np.asarray(metric.weights)
@@ -225,9 +226,9 @@ def test_bandwidths_and_singleton_cluster(getkey):
             rng.normal(size=(50, 2)) * 0.5 + [5, 0],
             [[0, 30]],
         ]
-    ).astype(np.float32)
+    ).astype(default_float())
     mean = Linear(jnp.eye(2))
-    data = latents + 0.1 * rng.normal(size=latents.shape).astype(np.float32)
+    data = latents + 0.1 * rng.normal(size=latents.shape).astype(default_float())
     key = getkey()
     metric = lg.RBFVarianceMetric.fit(
         mean, latents, data, key=key, num_centers=3, bandwidth_scale=1.5, num_steps=0

@@ -27,7 +27,7 @@ ensemble = lg.EnsembleDecoder.init(
     key=jax.random.key(0),
 )
 metric = lg.ExpectedMetric(ensemble)
-points = np.random.default_rng(0).uniform(-1, 1, (6, 2)).astype(np.float32)
+points = np.random.default_rng(0).uniform(-1, 1, (6, 2)).astype(jnp.result_type(float))
 options = dict(
     batch_size=6,
     progress=False,

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
-from helpers import Linear
+from helpers import Linear, default_float
 
 LINEAR = lg.PullbackMetric(Linear(jnp.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]])))
 
 
 def _points(n, seed=0):
-    return np.random.default_rng(seed).uniform(-1, 1, (n, 2)).astype(np.float32)
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 2)).astype(default_float())
 
 
 class Obstacles(lg.AbstractTensorMetric):
@@ -33,8 +33,8 @@ class Obstacles(lg.AbstractTensorMetric):
 
 def test_graph_start_finds_the_shorter_geodesic_and_shortest_of_keeps_it():
     metric = Obstacles()
-    points = np.array([[-1.5, -0.1], [1.5, -0.1]], np.float32)
-    grid = np.linspace(-2.0, 2.0, 9, dtype=np.float32)
+    points = np.array([[-1.5, -0.1], [1.5, -0.1]], default_float())
+    grid = np.linspace(-2.0, 2.0, 9, dtype=default_float())
     extra = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
     graph_start = lg.GraphStart(neighbours=6, extra_points=extra)
     discretisation = lg.Discretisation(num_segments=8, max_steps=300)

@@ -38,19 +38,36 @@ def check_point_shape(z: ArrayLike, latent_dim: int, name: str = "z") -> None:
         )
 
 
-def checked_point(z: ArrayLike, latent_dim: int, name: str = "z") -> Array:
-    """`z` as a float array of shape `(latent_dim,)` that raises at run time if it
-    holds NaN or inf. Works under `jit` and `vmap`."""
+def working_dtype(metric: PyTree, dtype: np.dtype) -> np.dtype:
+    """The float dtype of a computation on points of float `dtype` with `metric`:
+    JAX's promotion of `dtype` with the metric's float arrays, as `weights @ z`
+    promotes. float32 points with a float64 model run in float64 (under x64),
+    rather than carry float32 curves through float64 solver steps; strict dtype
+    promotion refuses that mix, as JAX does."""
+    arrays = jtu.tree_leaves(eqx.filter(metric, eqx.is_inexact_array))
+    return np.dtype(jnp.result_type(dtype, *arrays))
+
+
+def checked_point(
+    z: ArrayLike, latent_dim: int, name: str = "z", dtype: np.dtype | None = None
+) -> Array:
+    """`z` as a float array of shape `(latent_dim,)`, in `dtype` if given, that
+    raises at run time if it holds NaN or inf. Works under `jit` and `vmap`."""
     check_point_shape(z, latent_dim, name)
-    z = as_float(z)
+    z = as_float(z) if dtype is None else jnp.asarray(z, dtype)
     return eqx.error_if(z, ~jnp.all(jnp.isfinite(z)), f"`{name}` contains NaN or inf.")
 
 
 def host_points(
-    points: ArrayLike, latent_dim: int | None, name: str = "points", min_rows: int = 1
+    points: ArrayLike,
+    latent_dim: int | None,
+    name: str = "points",
+    min_rows: int = 1,
+    metric: PyTree = None,
 ) -> np.ndarray:
     """`points` as a NumPy float array `(N, latent_dim)` with `N >= min_rows`, all
-    finite; otherwise `ValueError` naming the argument (and the bad rows)."""
+    finite, in the `working_dtype` of `metric` if given; otherwise `ValueError`
+    naming the argument (and the bad rows)."""
     points = np.asarray(points)
     expected = "d" if latent_dim is None else latent_dim
     if points.ndim != 2 or (latent_dim is not None and points.shape[1] != latent_dim):
@@ -65,6 +82,8 @@ def host_points(
         points = points.astype(jnp.result_type(float))
     # float64 input becomes float32 unless float64 is enabled (as JAX would).
     points = points.astype(jax.dtypes.canonicalize_dtype(points.dtype), copy=False)
+    if metric is not None:
+        points = points.astype(working_dtype(metric, points.dtype), copy=False)
     bad = np.flatnonzero(~np.all(np.isfinite(points), axis=1))
     if bad.size:
         shown = bad[:10].tolist()

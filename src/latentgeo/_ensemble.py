@@ -29,11 +29,15 @@ def infer_latent_dim(apply: Callable, member_params: PyTree) -> int:
         size = getattr(candidate, "in_size", getattr(candidate, "in_features", None))
         if isinstance(size, int):
             return size
+    # Probe in the weights' dtype: a float32 decoder refuses float64 input under
+    # strict dtype promotion, which would read as "no size accepted" under x64.
+    weights = jtu.tree_leaves(eqx.filter(member_params, eqx.is_inexact_array))
+    dtype = weights[0].dtype if weights else jnp.result_type(float)
 
     def accepts(dim: int) -> bool:
         try:
             eqx.filter_eval_shape(
-                apply, member_params, jax.ShapeDtypeStruct((dim,), float)
+                apply, member_params, jax.ShapeDtypeStruct((dim,), dtype)
             )
         except Exception:  # noqa: BLE001 - any failure means "not this size"
             return False

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import checked_point, raise_if_failed
+from ._checks import as_float, checked_point, raise_if_failed, working_dtype
 from ._curve import CubicSpline
 from ._discretisation import Discretisation
 from ._energy import AbstractEnergy, ExpectedEnergy
@@ -98,14 +98,20 @@ class Shooting(eqx.Module):
         """Shoot from `v` (the estimate for a geodesic of `length`); returns the
         refined velocity and the outcome (`v` itself when the shot is not
         accepted, then a success unless `strict`)."""
+        # optimistix keeps its trust region in JAX's default float, float64
+        # under x64, which a float32 problem cannot mix with: iterate in that
+        # dtype, integrate in `v`'s.
+        wide = jax.dtypes.canonicalize_dtype(jnp.float64)
         solution = optx.least_squares(
-            lambda velocity, _: self.miss(metric, z0, z1, velocity),
+            lambda velocity, _: self.miss(
+                metric, z0, z1, velocity.astype(v.dtype)
+            ).astype(wide),
             optx.LevenbergMarquardt(rtol=self.rtol, atol=self.atol),
-            v,
+            v.astype(wide),
             max_steps=self.max_steps,
             throw=False,
         )
-        refined = solution.value
+        refined = solution.value.astype(v.dtype)
         residual = jnp.max(jnp.abs(self.miss(metric, z0, z1, refined)))
         tolerance = self.atol + self.rtol * jnp.max(jnp.abs(z1 - z0))
         hit = (solution.result == optx.RESULTS.successful) & (residual <= tolerance)
@@ -244,8 +250,9 @@ def log_map(
 
 @eqx.filter_jit
 def _log_map(metric, z0, z1, init, solver, energy, discretisation, shooting, throw):
-    z0 = checked_point(z0, metric.latent_dim, "z0")
-    z1 = checked_point(jnp.asarray(z1, z0.dtype), metric.latent_dim, "z1")
+    dtype = working_dtype(metric, as_float(z0).dtype)
+    z0 = checked_point(z0, metric.latent_dim, "z0", dtype)
+    z1 = checked_point(z1, metric.latent_dim, "z1", dtype)
     with jax.default_matmul_precision("highest"):
         estimate = estimate_log(
             metric,

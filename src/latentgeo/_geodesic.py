@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
-from ._checks import checked_point, raise_if_failed
+from ._checks import as_float, checked_point, raise_if_failed, working_dtype
 from ._curve import CubicSpline
 from ._discretisation import Discretisation
 from ._energy import AbstractEnergy, ExpectedEnergy
@@ -174,8 +174,9 @@ def geodesic(
 def _geodesic(
     metric, z0, z1, *, init, solver, energy, discretisation, throw
 ) -> GeodesicResult:
-    z0 = checked_point(z0, metric.latent_dim, "z0")
-    z1 = checked_point(jnp.asarray(z1, z0.dtype), metric.latent_dim, "z1")
+    dtype = working_dtype(metric, as_float(z0).dtype)
+    z0 = checked_point(z0, metric.latent_dim, "z0", dtype)
+    z1 = checked_point(z1, metric.latent_dim, "z1", dtype)
     if init is None:
         init = CubicSpline.straight(z0, z1, discretisation.num_segments)
     else:

@@ -13,7 +13,13 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._checks import HIGHEST, checked_point, raise_if_failed
+from ._checks import (
+    HIGHEST,
+    as_float,
+    checked_point,
+    raise_if_failed,
+    working_dtype,
+)
 from ._geometry_results import GEOMETRY_RESULTS
 from ._metric import AbstractMetric, AbstractPullbackMetric, check_metric
 
@@ -180,8 +186,9 @@ def adaptive(rtol: float, atol: float, max_steps: int) -> dict:
 
 def _checked_start(metric, z0, v) -> tuple[Array, Array]:
     check_metric(metric)
-    z0 = checked_point(z0, metric.latent_dim, "z0")
-    return z0, checked_point(jnp.asarray(v, z0.dtype), metric.latent_dim, "v")
+    dtype = working_dtype(metric, as_float(z0).dtype)
+    z0 = checked_point(z0, metric.latent_dim, "z0", dtype)
+    return z0, checked_point(v, metric.latent_dim, "v", dtype)
 
 
 @eqx.filter_jit

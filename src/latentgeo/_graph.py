@@ -271,7 +271,7 @@ def graph_paths(
     """
     require_scipy()
     check_metric(metric)
-    points = host_points(points, metric.latent_dim, "points", min_rows=2)
+    points = host_points(points, metric.latent_dim, "points", min_rows=2, metric=metric)
     nodes = points
     if extra_points is not None:
         extra = host_points(extra_points, metric.latent_dim, "extra_points")

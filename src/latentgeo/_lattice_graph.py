@@ -105,7 +105,7 @@ def lattice_paths(
         )
     if cells < 2 or not margin >= 0:
         raise ValueError(f"Need `cells` >= 2 and `margin` >= 0, got {cells}, {margin}.")
-    points = host_points(points, 2, "points", min_rows=2)
+    points = host_points(points, 2, "points", min_rows=2, metric=metric)
     lattice = Lattice.around(jnp.asarray(points), cells, margin)
     size, num_query = lattice.size, points.shape[0]
     nodes = np.asarray(lattice.nodes(), points.dtype).reshape(-1, 2)

@@ -134,7 +134,7 @@ def pairwise_geodesics(
     """
     check_settings(metric, solver, energy, discretisation)
     start = default_start(metric.latent_dim) if init is None else as_start(init)
-    points = host_points(points, metric.latent_dim, "points", min_rows=2)
+    points = host_points(points, metric.latent_dim, "points", min_rows=2, metric=metric)
     pairs = checked_pairs(pairs, points.shape[0])
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
@@ -297,7 +297,7 @@ def pairwise_graph_estimate(
     ```
     """
     check_metric(metric)
-    points = host_points(points, metric.latent_dim, "points", min_rows=2)
+    points = host_points(points, metric.latent_dim, "points", min_rows=2, metric=metric)
     pairs = checked_pairs(pairs, points.shape[0])
     graph = default_graph(metric.latent_dim) if graph is None else graph
     if not isinstance(graph, AbstractGraphStart):
