@@ -1,6 +1,7 @@
 """Digests of runs: equal for equal values in any process, different whenever a
 weight, a static field, a hyperparameter or a function differs."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -55,9 +56,11 @@ def test_digest_is_the_same_in_a_fresh_process(reference):
         """
     )
     src = str(Path(__file__).resolve().parents[1] / "src")
+    # The fresh process computes in the same precision (the x64 pass sets it).
+    x64_setting = {k: v for k, v in os.environ.items() if k == "JAX_ENABLE_X64"}
     done = subprocess.run(
         [sys.executable, "-c", script],
-        env={"PYTHONPATH": src, "JAX_PLATFORMS": "cpu", "PATH": ""},
+        env={"PYTHONPATH": src, "JAX_PLATFORMS": "cpu", "PATH": "", **x64_setting},
         capture_output=True,
         text=True,
         timeout=300,

@@ -9,6 +9,7 @@ from helpers import (
     ConformalSphere,
     InverseStereographic,
     Linear,
+    default_float,
     float64,
     stereographic,
 )
@@ -32,7 +33,7 @@ def around_centre(radii, directions) -> jnp.ndarray:
         )
         for r, a in zip(radii, directions)
     ]
-    return jnp.asarray(np.stack(points), jnp.float32)
+    return jnp.asarray(np.stack(points), default_float())
 
 
 def test_symmetric_points_average_to_their_centre_for_both_metric_kinds():

@@ -72,7 +72,9 @@ def test_length_grid_meeting_nan_fails_although_the_solver_converged():
 
 @pytest.mark.parametrize("vmap_size", [1, None])
 def test_pairwise_nan_pairs_are_nan_and_flagged_others_untouched(vmap_size):
-    points = np.array([[2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.5]], default_float())
+    points = np.array(
+        [[2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.5]], default_float()
+    )
     with pytest.warns(RuntimeWarning, match="3 of 6 geodesics meet NaN or inf"):
         result = lg.pairwise_geodesics(
             HALF_PLANE, points, progress=False, vmap_size=vmap_size
@@ -122,7 +124,9 @@ def test_graph_split_by_a_nan_wall_gives_nan_across_not_an_error():
 
 
 def test_graph_start_and_estimate_flag_points_no_path_reaches():
-    points = np.array([[2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.5]], default_float())
+    points = np.array(
+        [[2.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.5]], default_float()
+    )
     start = lg.GraphStart(neighbours=3)
     with pytest.warns(RuntimeWarning, match="3 of 6 geodesics meet NaN or inf"):
         estimate = lg.pairwise_graph_estimate(HALF_PLANE, points, start, progress=False)

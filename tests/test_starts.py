@@ -39,7 +39,9 @@ def test_graph_start_finds_the_shorter_geodesic_and_shortest_of_keeps_it():
     graph_start = lg.GraphStart(neighbours=6, extra_points=extra)
     discretisation = lg.Discretisation(num_segments=8, max_steps=300)
     # A local solver: the default would search a lattice after the solve.
-    options = dict(discretisation=discretisation, solver=lg.OptaxSolver(), progress=False)
+    options = dict(
+        discretisation=discretisation, solver=lg.OptaxSolver(), progress=False
+    )
     straight = lg.pairwise_geodesics(metric, points, init=lg.StraightStart(), **options)
     graph = lg.pairwise_geodesics(metric, points, init=graph_start, **options)
     times = jnp.linspace(0.0, 1.0, 101)
