@@ -118,10 +118,13 @@ def geodesic(
       latent space the default solver does not stop at the geodesic nearest
       to the start: it checks it against the shortest path on a lattice over
       the pair's neighbourhood and solves again from that path when it takes
-      a shorter route ([`LatticeSearch`][latentgeo.LatticeSearch]). In more
-      dimensions a single call finds the geodesic nearest to its start;
-      [`pairwise_geodesics`][latentgeo.pairwise_geodesics] also starts each
-      pair from a graph path.
+      a shorter route ([`LatticeSearch`][latentgeo.LatticeSearch]). That
+      check misses some routes on ReLU decoders;
+      [`pairwise_geodesics`][latentgeo.pairwise_geodesics], which starts
+      each pair from a lattice path, does not (both measured on the
+      [performance page](../performance.md#global-geodesics-the-default-in-two-dimensions)).
+      In more dimensions a single call finds the geodesic nearest to its
+      start.
     - `solver`: an [`AbstractCurveSolver`][latentgeo.AbstractCurveSolver];
       default [`AutoSolver`][latentgeo.AutoSolver], which chooses by the
       objective's structure (and uses the paper's Adam,
