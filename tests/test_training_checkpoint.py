@@ -63,7 +63,7 @@ def test_resumed_vae_equals_uninterrupted(tmp_path, monkeypatch):
     resumed = train_vae(**settings, checkpoint=path)
     assert_same_result(resumed, reference)
     # A finished run's checkpoint gives the result again without training.
-    monkeypatch.setattr(_vae, "_run_epoch", None)
+    monkeypatch.setattr(_vae, "jitted_epoch", None)
     assert_same_result(train_vae(**settings, checkpoint=path), reference)
 
 

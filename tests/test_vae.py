@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import latentgeo as lg
-from latentgeo.training import _elbo, _step, _vae
+from latentgeo.training import _elbo, _epoch, _step, _vae
 from latentgeo.training._encoder import param_dtype
 
 # One optimiser object for every run, so runs with equal shapes share compilations.
@@ -183,7 +183,7 @@ def test_members_keep_their_own_optimiser_state():
     # moving it while member 1 trains.
     encoder, ensemble = tiny_vae()
     schedule = lg.training.OneDecoderPerBatch()
-    step, state = _step.init_step(encoder, ensemble, ADAM, "gaussian", 1.0, schedule)
+    step, state = _epoch.init_step(encoder, ensemble, ADAM, "gaussian", 1.0, schedule)
     one_step = eqx.filter_jit(schedule)
     batch = jnp.asarray(circle_data(16), param_dtype(ensemble.params))
     after_first, _ = one_step(step, state, jnp.array(0), batch, jr.key(0))
@@ -209,11 +209,11 @@ def test_epoch_equals_its_steps_one_by_one():
     # stacks, must give the same state and losses.
     encoder, ensemble = tiny_vae()
     schedule = lg.training.OneDecoderPerBatch()
-    step, state = _step.init_step(encoder, ensemble, ADAM, "bernoulli", 0.05, schedule)
+    step, state = _epoch.init_step(encoder, ensemble, ADAM, "bernoulli", 0.05, schedule)
     data = jnp.asarray(jax.nn.sigmoid(circle_data()), param_dtype(ensemble.params))
     train, validation = data[:90], data[90:]
     epoch_key, noise_key = jr.key(5), jr.key(6)
-    after, train_loss = eqx.filter_jit(_step.run_epoch)(
+    after, train_loss = eqx.filter_jit(_epoch.run_epoch)(
         step, schedule, state, train, epoch_key, 16
     )
     validation_loss = step.validation_loss(after, validation, noise_key)
@@ -308,7 +308,7 @@ def test_early_stopping_returns_the_best_epoch():
 def test_keyboard_interrupt_returns_finished_epochs(monkeypatch):
     data = circle_data()
     reference = train(data, max_epochs=2)
-    run_epoch = _vae._run_epoch
+    run_epoch = _vae.jitted_epoch
 
     def interrupt_at(call):
         calls = []
@@ -321,12 +321,12 @@ def test_keyboard_interrupt_returns_finished_epochs(monkeypatch):
 
         return patched
 
-    monkeypatch.setattr(_vae, "_run_epoch", interrupt_at(3))
+    monkeypatch.setattr(_vae, "jitted_epoch", interrupt_at(3))
     result = train(data, max_epochs=10)
     assert result.interrupted and not reference.interrupted
     assert result.num_epochs == 2
     assert eqx.tree_equal(result.ensemble, reference.ensemble)
-    monkeypatch.setattr(_vae, "_run_epoch", interrupt_at(1))
+    monkeypatch.setattr(_vae, "jitted_epoch", interrupt_at(1))
     with pytest.raises(KeyboardInterrupt):
         train(data)
 
@@ -403,7 +403,7 @@ def test_split_batch_gives_each_member_its_share():
     encoder, ensemble = tiny_vae()
     schedule = lg.training.SplitBatch()
     sgd = optax.sgd(0.1)
-    step, state = _step.init_step(encoder, ensemble, sgd, "gaussian", 0.05, schedule)
+    step, state = _epoch.init_step(encoder, ensemble, sgd, "gaussian", 0.05, schedule)
     data = jnp.asarray(circle_data(12), param_dtype(ensemble.params))
     key = jr.key(3)
     after, losses = eqx.filter_jit(schedule.train_batches)(
@@ -433,7 +433,7 @@ def test_split_batch_clips_the_whole_model_by_one_norm():
     encoder, ensemble = tiny_vae()
     schedule = lg.training.SplitBatch()
     clipped = optax.chain(optax.clip_by_global_norm(1e-3), optax.sgd(1.0))
-    step, state = _step.init_step(
+    step, state = _epoch.init_step(
         encoder, ensemble, clipped, "gaussian", 0.05, schedule
     )
     data = jnp.asarray(circle_data(12), param_dtype(ensemble.params))

@@ -122,7 +122,7 @@ def geodesic(
       check misses some routes on ReLU decoders;
       [`pairwise_geodesics`][latentgeo.pairwise_geodesics], which starts
       each pair from a lattice path, does not (both measured on the
-      [performance page](../performance.md#global-geodesics-the-default-in-two-dimensions)).
+      [performance page](../performance.md#global-geodesics)).
       In more dimensions a single call finds the geodesic nearest to its
       start.
     - `solver`: an [`AbstractCurveSolver`][latentgeo.AbstractCurveSolver];

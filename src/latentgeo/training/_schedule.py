@@ -8,7 +8,6 @@ schedule=)`.
 """
 
 import abc
-from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -18,27 +17,8 @@ import jax.tree_util as jtu
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
-if TYPE_CHECKING:  # the step is built from the schedule's state, not imported
-    from ._step import VAEStep
-
-
-class VAEState(eqx.Module):
-    """Everything an epoch changes: the trainable arrays and their optimiser states.
-
-    **Attributes:**
-
-    - `encoder`: the encoder's inexact arrays (`eqx.partition`-ed out of it).
-    - `decoders`: the members' inexact arrays, with a leading member axis.
-    - `opt_state`: the optimiser states, laid out by the member schedule.
-    """
-
-    encoder: PyTree
-    decoders: PyTree
-    opt_state: PyTree
-
-
-def num_members(state: VAEState) -> int:
-    return jtu.tree_leaves(state.decoders)[0].shape[0]
+from ._state import VAEState, num_members
+from ._step import VAEStep
 
 
 class AbstractMemberSchedule(eqx.Module):
@@ -61,7 +41,7 @@ class AbstractMemberSchedule(eqx.Module):
     @abc.abstractmethod
     def train_batches(
         self,
-        step: "VAEStep",
+        step: VAEStep,
         state: VAEState,
         data: Float[Array, " n *shape"],
         batches: Int[Array, "b batch_size"],
@@ -117,7 +97,7 @@ class OneDecoderPerBatch(AbstractMemberSchedule):
 
     def train_member(
         self,
-        step: "VAEStep",
+        step: VAEStep,
         state: VAEState,
         member: _Member,
         batch: Float[Array, " b *shape"],
@@ -139,7 +119,7 @@ class OneDecoderPerBatch(AbstractMemberSchedule):
 
     def __call__(
         self,
-        step: "VAEStep",
+        step: VAEStep,
         state: VAEState,
         member: Int[Array, ""],
         batch: Float[Array, " b *shape"],

@@ -1,8 +1,9 @@
-"""One epoch of ensemble-VAE training: the state, the loss and the validation loss.
+"""The static part of ensemble-VAE training: the loss of a member on a batch,
+its update, and the validation loss.
 
 Which decoders each mini-batch trains, and how the optimiser states are laid
-out, is the member schedule's (`_schedule.py`); this module holds what every
-schedule shares.
+out, is the member schedule's (`_schedule.py`); an epoch over the data is
+`_epoch.py`'s.
 """
 
 from collections.abc import Callable
@@ -15,9 +16,8 @@ import jax.tree_util as jtu
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
-from .._ensemble import EnsembleDecoder
 from ._elbo import Likelihood, kl_to_standard_normal, log_likelihood, sample_latent
-from ._schedule import AbstractMemberSchedule, VAEState
+from ._state import VAEState
 
 
 class VAEStep(eqx.Module):
@@ -103,50 +103,3 @@ class VAEStep(eqx.Module):
 
         members = jnp.arange(jtu.tree_leaves(state.decoders)[0].shape[0])
         return jnp.mean(jax.lax.map(member_loss, (state.decoders, members)))
-
-
-def init_step(
-    encoder: eqx.Module,
-    ensemble: EnsembleDecoder,
-    optimiser: optax.GradientTransformation,
-    likelihood: Likelihood,
-    kl_weight: float,
-    schedule: AbstractMemberSchedule,
-) -> tuple[VAEStep, VAEState]:
-    """Split `encoder` and `ensemble` into the static step and the initial state."""
-    encoder_params, encoder_static = eqx.partition(encoder, eqx.is_inexact_array)
-    decoder_params, decoder_static = eqx.partition(
-        ensemble.params, eqx.is_inexact_array
-    )
-    step = VAEStep(
-        encoder_static, decoder_static, ensemble.apply, optimiser, likelihood, kl_weight
-    )
-    state = VAEState(
-        encoder=encoder_params,
-        decoders=decoder_params,
-        opt_state=schedule.init_opt_state(optimiser, encoder_params, decoder_params),
-    )
-    return step, state
-
-
-def run_epoch(
-    step: VAEStep,
-    schedule: AbstractMemberSchedule,
-    state: VAEState,
-    train_data: Float[Array, " n *shape"],
-    epoch_key: PRNGKeyArray,
-    batch_size: int,
-) -> tuple[VAEState, Float[Array, ""]]:
-    """One pass over `train_data` in shuffled mini-batches (the last batch filled
-    up from the start of the pass), each trained as `schedule` says. Returns the
-    new state and the mean training loss of the epoch."""
-    num_train = train_data.shape[0]
-    num_batches = -(-num_train // batch_size)
-    order_key, schedule_key = jr.split(epoch_key)
-    order = jr.permutation(order_key, num_train)
-    order = jnp.concatenate([order, order[: num_batches * batch_size - num_train]])
-    batches = order.reshape(num_batches, batch_size)
-    state, losses = schedule.train_batches(
-        step, state, train_data, batches, schedule_key
-    )
-    return state, jnp.mean(losses)

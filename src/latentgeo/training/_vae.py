@@ -1,4 +1,4 @@
-"""Training an ensemble VAE: one shared encoder, K decoders, one decoder per step."""
+"""Training an ensemble VAE: one shared encoder, K decoders, a member schedule."""
 
 import math
 import os
@@ -17,31 +17,13 @@ from .._ensemble import EnsembleDecoder
 from ._checkpoint import Checkpoint, make_checkpoint, optimiser_digest
 from ._elbo import Likelihood
 from ._encoder import check_encoder, host_examples, param_dtype
-from ._schedule import AbstractMemberSchedule, OneDecoderPerBatch, VAEState
-from ._step import VAEStep, init_step, run_epoch
+from ._epoch import init_step, jitted_epoch, jitted_validation_loss
+from ._schedule import AbstractMemberSchedule, OneDecoderPerBatch
+from ._state import VAEState
+from ._step import VAEStep
 
 DEFAULT_OPTIMISER = optax.adam(1e-3)
-"""The default optimiser: one instance, so that calls with the default share the
-compiled epoch (optimisers are static arguments of it)."""
-
-
-def _epoch(
-    fixed: tuple[VAEStep, AbstractMemberSchedule, Array, int],
-    state: VAEState,
-    epoch_key: PRNGKeyArray,
-) -> tuple[VAEState, Float[Array, ""]]:
-    step, schedule, train_data, batch_size = fixed
-    return run_epoch(step, schedule, state, train_data, epoch_key, batch_size)
-
-
-# The state's buffers are donated to the epoch that replaces them: no copy of the
-# parameters and moments per epoch (about a tenth of an ensemble epoch on a CPU).
-_run_epoch = eqx.filter_jit(_epoch, donate="all-except-first")
-
-
-@eqx.filter_jit
-def _validation_loss(step: VAEStep, state: VAEState, data: Array, key) -> Array:
-    return step.validation_loss(state, data, key)
+"""One instance, so that default calls share the compiled epoch (a static input)."""
 
 
 class TrainedVAE(eqx.Module):
@@ -123,7 +105,6 @@ class _Record(eqx.Module):
     @classmethod
     def start(cls, state: VAEState, checkpoint: Checkpoint | None) -> "_Record":
         """The record before the first epoch, or as saved in `checkpoint`.
-
         Epochs consume their input state's buffers, so training starts from a
         copy: `state` holds the caller's encoder and decoder arrays."""
         initial = (state.encoder, state.decoders)  # never consumed
@@ -231,7 +212,7 @@ def _train(
     ) as bar:
         try:
             while not record.stopped(max_epochs, patience):
-                state, train_loss = _run_epoch(
+                state, train_loss = jitted_epoch(
                     (step, schedule, train_data, batch_size),
                     record.state,
                     jr.fold_in(train_key, record.num_epochs),
@@ -239,7 +220,7 @@ def _train(
                 validation_loss = jnp.nan
                 epoch = record.num_epochs + 1
                 if epoch % validation_every == 0 or epoch == max_epochs:
-                    validation_loss = _validation_loss(
+                    validation_loss = jitted_validation_loss(
                         step, state, validation_data, noise_key
                     )
                 record = record.after_epoch(
