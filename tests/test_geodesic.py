@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,6 +30,26 @@ def test_linear_decoder_geodesic_is_the_straight_line():
     line = np.asarray(z0)[None] + np.asarray(t)[:, None] * np.asarray(z1 - z0)[None]
     np.testing.assert_allclose(result.curve(t), line, atol=1e-4)
     assert bool(result.converged)
+
+
+def test_one_member_of_an_ensemble_as_a_pullback_decoder(getkey):
+    """`PullbackMetric(ensemble.member(k))`, a `jax.tree_util.Partial` whose
+    arrays become tracers inside `geodesic`'s jit: the straight line and
+    $|W_k (z_1 - z_0)|$ for linear members, alone and in all pairs."""
+    ensemble = lg.EnsembleDecoder.init(
+        lambda k: eqx.nn.Linear(2, 3, use_bias=False, key=k), 2, key=getkey()
+    )
+    metric = lg.PullbackMetric(ensemble.member(1), latent_dim=2)
+    weight = np.asarray(ensemble.params.weight[1])
+    points = jnp.array([[0.1, 0.2], [1.0, -0.5], [-0.3, 0.8]])
+    result = lg.geodesic(metric, points[0], points[1])
+    exact = np.linalg.norm(weight @ np.asarray(points[1] - points[0]))
+    np.testing.assert_allclose(result.length, exact, rtol=1e-5)
+    distances = lg.pairwise_distances(metric, points, progress=False)
+    steps = np.asarray(points[:, None] - points[None])
+    np.testing.assert_allclose(
+        distances, np.linalg.norm(steps @ weight.T, axis=-1), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: type(s).__name__)

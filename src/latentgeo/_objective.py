@@ -126,7 +126,9 @@ class PullbackEnergy(AbstractLeastSquaresObjective):
 
     @property
     def num_step_features(self) -> int:
-        return jax.eval_shape(self.metric.embed, self.z0).shape[0]
+        # filter_eval_shape: the metric's arrays may be tracers (a metric
+        # passed into `jit`); jax.eval_shape would compare them in its cache.
+        return eqx.filter_eval_shape(self.metric.embed, self.z0).shape[0]
 
 
 class ExactDecorrelatedEnergy(AbstractLeastSquaresObjective):
@@ -144,7 +146,7 @@ class ExactDecorrelatedEnergy(AbstractLeastSquaresObjective):
 
     @property
     def num_step_features(self) -> int:
-        return jax.eval_shape(self.metric.ensemble.mean, self.z0).size
+        return eqx.filter_eval_shape(self.metric.ensemble.mean, self.z0).size
 
 
 class AbstractStochasticObjective(AbstractCurveObjective):
