@@ -53,12 +53,16 @@ def _straight(ids, rows, cols) -> None:
 
 
 class StraightStart(AbstractStart):
-    """Start every pair from the straight line between its points (the default).
+    """Start every pair from the straight line between its points (the default
+    of a single [`geodesic`][latentgeo.geodesic] call; `pairwise_geodesics`
+    starts from graph paths by default).
 
-    The curve solver then finds the nearest local geodesic: cheap, and right for
-    nearly all pairs; where the straight line cuts across a region of high
-    uncertainty a shorter geodesic around it may exist, which
-    [`GraphStart`][latentgeo.GraphStart] finds.
+    The curve solver then finds the nearest local geodesic: cheap, and right
+    on smooth decoders for most pairs; where the straight line cuts across a
+    region of high uncertainty, or on ReLU decoders, a shorter geodesic
+    elsewhere may exist, which [`LatticeStart`][latentgeo.LatticeStart] or
+    [`GraphStart`][latentgeo.GraphStart] finds (measured on the
+    [performance page](../performance.md#global-geodesics)).
 
     **Example:**
 

@@ -6,6 +6,8 @@ system whatever the phase, and pairs solved in lockstep (`jax.vmap`) pay only
 for the iterations of the slowest pair, not for every phase of every pair.
 """
 
+import dataclasses
+
 import equinox as eqx
 import jax.numpy as jnp
 import optax
@@ -120,16 +122,14 @@ class _Escalation(AbstractIterativeSolver[_EscalationState]):
             (state.anchor, state.anchor_system, state.anchor_decrement),
         )
         new_params = jnp.where(warming, warm_params, lm_params)
-        new_state = _EscalationState(
-            phase=state.phase,
+        new_state = dataclasses.replace(
+            state,
             steps=state.steps + 1,
             lm=select_tree(warming, state.lm, lm),
             warm=select_tree(warming, warm, state.warm),
             anchor=anchor,
             anchor_system=anchor_system,
             anchor_decrement=anchor_decrement,
-            outcome=state.outcome,
-            outcome_value=state.outcome_value,
         )
         new_params, new_state = self._advance(objective, new_params, new_state)
         return new_params, new_state, Evaluation(point, system.value, counter(1))
