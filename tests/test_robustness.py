@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
+import latentgeo as lg
+
 _PATH = Path(__file__).resolve().parents[1] / "examples" / "robustness.py"
 _SPEC = importlib.util.spec_from_file_location("robustness", _PATH)
 robustness = importlib.util.module_from_spec(_SPEC)
@@ -27,6 +29,8 @@ TINY = robustness.Config(
     num_segments=4,
     num_points=16,
     max_steps=10,
+    solver="auto",
+    starts="straight",
 )
 
 
@@ -261,7 +265,7 @@ def test_paper_protocol_runs_and_reports_both_estimators(tmp_path):
 def test_presets_and_overrides():
     config, output, progress, analyse_only, seeds = robustness.parse_config([])
     assert config == robustness.preset("library", "quick")
-    assert (config.solver, config.starts) == ("auto", "straight")
+    assert (config.solver, config.starts) == ("local", "global")
     assert (config.dataset, config.num_seeds, config.num_pairs) == ("digits", 5, 30)
     assert output == Path("robustness-library-quick") and progress
     assert not analyse_only and seeds is None
@@ -297,3 +301,19 @@ def test_paper_preset():
         130,
     )
     assert output == Path("robustness-paper-full")
+
+
+def test_global_start_is_one_lattice_in_2d_and_the_data_graph_above():
+    """`--starts global` is the library's all-pairs default start in 2-D (one
+    lattice over the codes); above 2-D it adds the path through the training
+    codes to the straight line; `--solver local` drops the per-pair lattice
+    check only."""
+    assert isinstance(robustness._start("global", np.zeros((4, 2))), lg.LatticeStart)
+    codes = np.arange(12.0).reshape(4, 3)
+    start = robustness._start("global", codes)
+    assert isinstance(start, lg.ShortestOf)
+    graph = [s for s in start.starts if isinstance(s, lg.GraphStart)]
+    np.testing.assert_array_equal(graph[0].extra_points, codes)
+    solver = robustness._solver("local")
+    assert isinstance(solver.least_squares, lg.Escalating)
+    assert solver.gradient_solver == lg.AutoSolver().gradient_solver
