@@ -524,6 +524,58 @@ def _codes(config: Config, vae, images, key) -> Array:
     )
 
 
+class Model(NamedTuple):
+    """One method's trained model of one seed: the VAE, its training and test
+    codes (`(M, d)`, `(N, d)`), its decoders in data space, its metric, the
+    key of the official estimator's draws, and the seconds of its parts
+    (`train`, `fit`: the metric and the codes)."""
+
+    vae: lg.training.TrainedVAE
+    train_codes: Array
+    test_codes: Array
+    decoders: lg.EnsembleDecoder
+    metric: lg.AbstractMetric
+    length_key: Array
+    seconds: dict[str, float]
+
+
+def train_method(
+    config: Config, data: Data, seed: int, method: str, progress: bool = False
+) -> Model:
+    """Train `method`'s model (one of `METHODS`) with `seed`, code the images and
+    fit its metric: the part of a seed before the geodesics.
+
+    **Arguments:**
+
+    - `config`: the experiment's settings.
+    - `data`: from `load_data`.
+    - `seed`: the seed of every random choice in training, coding and fitting.
+    - `method`: `"ensemble"` ($K$ = `config.num_members`) or `"rbf"` ($K = 1$).
+    - `progress`: show the training progress bar.
+
+    **Returns:** a `Model`.
+    """
+    index = METHODS.index(method)
+    keys = jax.random.split(jax.random.key(seed), 6)
+    train_key, code_key, length_key = jax.random.split(keys[index], 3)
+    num_members = config.num_members if method == "ensemble" else 1
+    vae, train_seconds = _timed(
+        train_model, config, data, num_members, train_key, progress
+    )
+    (train_codes, test_codes), encode_seconds = _timed(
+        lambda: tuple(
+            _codes(config, vae, images, key)
+            for images, key in zip((data.train, data.test), jax.random.split(code_key))
+        )
+    )
+    decoders = data_space_decoders(config, vae)
+    metric, fit_seconds = _timed(
+        fit_metric, method, config, data, decoders, train_codes, keys[2]
+    )
+    seconds = {"train": train_seconds, "fit": fit_seconds + encode_seconds}
+    return Model(vae, train_codes, test_codes, decoders, metric, length_key, seconds)
+
+
 def run_seed(
     config: Config, data: Data, pairs: np.ndarray, seed: int, progress: bool = False
 ) -> dict[str, np.ndarray]:
@@ -549,45 +601,24 @@ def run_seed(
     `m_code_variances`, `(d,)` eigenvalues of the covariance of the training
     codes, ascending (a VAE may leave latent directions unused).
     """
-    keys = jax.random.split(jax.random.key(seed), 6)
     labels = data.test_labels
     table = {"cross_class": labels[pairs[:, 0]] != labels[pairs[:, 1]]}
-    for index, (method, num_members) in enumerate(
-        zip(METHODS, (config.num_members, 1))
-    ):
-        train_key, code_key, length_key = jax.random.split(keys[index], 3)
-        vae, train_seconds = _timed(
-            train_model, config, data, num_members, train_key, progress
-        )
-        (train_codes, test_codes), encode_seconds = _timed(
-            lambda: tuple(
-                _codes(config, vae, images, key)
-                for images, key in zip(
-                    (data.train, data.test), jax.random.split(code_key)
-                )
-            )
-        )
-        decoders = data_space_decoders(config, vae)
-        metric, fit_seconds = _timed(
-            fit_metric, method, config, data, decoders, train_codes, keys[2]
-        )
-        z0, z1 = test_codes[pairs[:, 0]], test_codes[pairs[:, 1]]
+    for method in METHODS:
+        model = train_method(config, data, seed, method, progress)
+        vae, train_codes, test_codes = model.vae, model.train_codes, model.test_codes
         measured, geodesic_seconds = _timed(
             measure_geodesics,
             config,
             method,
-            metric,
-            decoders,
+            model.metric,
+            model.decoders,
             test_codes,
             pairs,
             train_codes,
-            length_key,
+            model.length_key,
         )
-        seconds = {
-            "train": train_seconds,
-            "fit": fit_seconds + encode_seconds,
-            "geodesic": geodesic_seconds,
-        }
+        seconds = model.seconds | {"geodesic": geodesic_seconds}
+        z0, z1 = test_codes[pairs[:, 0]], test_codes[pairs[:, 1]]
         validation = np.asarray(vae.validation_loss, np.float64)
         table |= {
             f"{method}_distance": measured.lengths,
