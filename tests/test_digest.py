@@ -56,11 +56,14 @@ def test_digest_is_the_same_in_a_fresh_process(reference):
         """
     )
     src = str(Path(__file__).resolve().parents[1] / "src")
-    # The fresh process computes in the same precision (the x64 pass sets it).
-    x64_setting = {k: v for k, v in os.environ.items() if k == "JAX_ENABLE_X64"}
+    # The fresh process computes in the same precision (the x64 pass sets it)
+    # and with the same XLA options (conftest.py sets them): the values, and
+    # so their digest, change in their last bits with XLA's optimisation level.
+    inherited = ("JAX_ENABLE_X64", "XLA_FLAGS")
+    settings = {k: v for k, v in os.environ.items() if k in inherited}
     done = subprocess.run(
         [sys.executable, "-c", script],
-        env={"PYTHONPATH": src, "JAX_PLATFORMS": "cpu", "PATH": "", **x64_setting},
+        env={"PYTHONPATH": src, "JAX_PLATFORMS": "cpu", "PATH": "", **settings},
         capture_output=True,
         text=True,
         timeout=300,
