@@ -1,15 +1,5 @@
-import os
-
-# The tests spend most of their time compiling small problems. Without LLVM's
-# optimisation passes XLA's CPU backend compiles them about a quarter faster
-# (test_curve.py and test_escalating.py: 140 s -> 93-104 s on 2 cores); set
-# before jax starts its backend, and inherited by the tests' subprocesses.
-os.environ["XLA_FLAGS"] = " ".join(
-    (os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0")
-).strip()
-
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 # Silent broadcasting and dtype promotion fail loudly in the test suite.
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -57,8 +57,9 @@ def test_digest_is_the_same_in_a_fresh_process(reference):
     )
     src = str(Path(__file__).resolve().parents[1] / "src")
     # The fresh process computes in the same precision (the x64 pass sets it)
-    # and with the same XLA options (conftest.py sets them): the values, and
-    # so their digest, change in their last bits with XLA's optimisation level.
+    # and with the same XLA options: the values, and so their digest, change
+    # in their last bits with XLA's optimisation level (seen with
+    # XLA_FLAGS=--xla_backend_optimization_level=0).
     inherited = ("JAX_ENABLE_X64", "XLA_FLAGS")
     settings = {k: v for k, v in os.environ.items() if k in inherited}
     done = subprocess.run(
