@@ -30,9 +30,16 @@ start. `--rbf` scores the RBF metric fitted to the model's first member and its
 training codes instead of the model's own metric. Results go to
 `benchmarks/results/global_<model>[-rbf]_<pairs>.json`.
 
+`--resolution` (2-D, against the reference) instead solves the pairs from
+their lattice paths with the local solver at several curve resolutions and
+lattice sizes (`RESOLUTIONS`), to
+`benchmarks/results/global_<model>_<pairs>_resolution.json`.
+
     PYTHONPATH=src:benchmarks python benchmarks/global_search.py relu --pairs 200
     PYTHONPATH=src:benchmarks python benchmarks/global_search.py vae-relu --pairs 200
     PYTHONPATH=src:benchmarks python benchmarks/global_search.py relu --rbf
+    PYTHONPATH=src:benchmarks python benchmarks/global_search.py relu \\
+        --pairs 175 --resolution
 """
 
 import argparse
@@ -49,6 +56,9 @@ import reference
 import latentgeo as lg
 
 RESULTS = Path(__file__).parent / "results"
+# (lattice cells, spline segments, energy points) of `--resolution`
+RESOLUTIONS = ((256, 10, 64), (256, 20, 96), (256, 32, 128), (256, 48, 192))
+RESOLUTIONS += ((512, 10, 64), (512, 32, 128))
 
 
 def _solve_all(metric, solver, z0s, z1s, inits, discretisation):
@@ -113,12 +123,54 @@ def _metric(name: str, rbf: bool):
     return metric, train, query
 
 
+def _truth(model: str, picks) -> np.ndarray:
+    """The float64 reference length of each picked pair (NaN where none)."""
+    truth = np.full(len(picks), np.nan)
+    done = reference.load(model) if model in models.MODELS else None
+    if done is not None:
+        where = dict(zip(done["pairs"].tolist(), done["length"].tolist()))
+        truth = np.array([where.get(int(p), np.nan) for p in picks])
+    return truth
+
+
+def resolution(model: str, pairs: str) -> dict:
+    """The local solver from the lattice paths at each of `RESOLUTIONS`."""
+    metric, _, query = models.load(model)
+    rows, cols = models.pairs()
+    picks = reference.pair_sample(None if pairs == "all" else int(pairs))
+    z0s, z1s = jnp.asarray(query[rows[picks]]), jnp.asarray(query[cols[picks]])
+    truth = _truth(model, picks)
+    local = lg.AutoSolver(least_squares=lg.Escalating())
+    report, graphs = {}, {}
+    for cells, segments, points in RESOLUTIONS:
+        if cells not in graphs:
+            graphs[cells] = lg.lattice_paths(metric, query, cells=cells)
+        inits = graphs[cells].init_curves(rows[picks], cols[picks], segments).params
+        lengths, evaluations, _, seconds = _solve_all(
+            metric, local, z0s, z1s, inits, lg.Discretisation(segments, points)
+        )
+        label = f"cells{cells}-s{segments}-p{points}"
+        report[label] = {
+            "cpu_seconds_per_pair": seconds,
+            "evaluations_median": float(np.median(evaluations)),
+            "vs_reference": _excess(lengths, truth),
+        }
+        print(label, json.dumps(report[label]), flush=True)
+    return report
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--pairs", default="200")
     parser.add_argument("--rbf", action="store_true")
+    parser.add_argument("--resolution", action="store_true")
     args = parser.parse_args()
+    if args.resolution:
+        report = resolution(args.model, args.pairs)
+        path = RESULTS / f"global_{args.model}_{args.pairs}_resolution.json"
+        path.write_text(json.dumps(report, indent=1))
+        return
     metric, _, query = _metric(args.model, args.rbf)
     rows, cols = models.pairs()
     picks = reference.pair_sample(None if args.pairs == "all" else int(args.pairs))
@@ -164,12 +216,7 @@ def main():
             straight = _solve_all(metric, default, z0s, z1s, None, methods[label][2])
             found[label]["lengths"] = np.fmin(found[label]["lengths"], straight[0])
             found[label]["cpu_seconds_per_pair"] += straight[3]
-    truth = np.full(len(picks), np.nan)
-    if not args.rbf and args.model in models.MODELS:
-        done = reference.load(args.model)
-        if done is not None:
-            where = dict(zip(done["pairs"].tolist(), done["length"].tolist()))
-            truth = np.array([where.get(int(p), np.nan) for p in picks])
+    truth = np.full(len(picks), np.nan) if args.rbf else _truth(args.model, picks)
     report = {
         "model": args.model + ("-rbf" if args.rbf else ""),
         "pairs": len(picks),
