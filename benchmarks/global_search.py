@@ -133,12 +133,19 @@ def _truth(model: str, picks) -> np.ndarray:
     return truth
 
 
-def resolution(model: str, pairs: str) -> dict:
-    """The local solver from the lattice paths at each of `RESOLUTIONS`."""
-    metric, _, query = models.load(model)
+def _picked_pairs(query, pairs: str):
+    """`(rows, cols, picks, z0s, z1s)` of the seeded sample of `pairs` ("all" or
+    a count) of the query points."""
     rows, cols = models.pairs()
     picks = reference.pair_sample(None if pairs == "all" else int(pairs))
     z0s, z1s = jnp.asarray(query[rows[picks]]), jnp.asarray(query[cols[picks]])
+    return rows, cols, picks, z0s, z1s
+
+
+def resolution(model: str, pairs: str) -> dict:
+    """The local solver from the lattice paths at each of `RESOLUTIONS`."""
+    metric, _, query = models.load(model)
+    rows, cols, picks, z0s, z1s = _picked_pairs(query, pairs)
     truth = _truth(model, picks)
     local = lg.AutoSolver(least_squares=lg.Escalating())
     report, graphs = {}, {}
@@ -172,9 +179,7 @@ def main():
         path.write_text(json.dumps(report, indent=1))
         return
     metric, _, query = _metric(args.model, args.rbf)
-    rows, cols = models.pairs()
-    picks = reference.pair_sample(None if args.pairs == "all" else int(args.pairs))
-    z0s, z1s = jnp.asarray(query[rows[picks]]), jnp.asarray(query[cols[picks]])
+    rows, cols, picks, z0s, z1s = _picked_pairs(query, args.pairs)
     two_d = metric.latent_dim == 2
     start = time.process_time()
     graph = lg.lattice_paths(metric, query) if two_d else lg.graph_paths(metric, query)
