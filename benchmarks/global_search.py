@@ -30,6 +30,11 @@ start. `--rbf` scores the RBF metric fitted to the model's first member and its
 training codes instead of the model's own metric. Results go to
 `benchmarks/results/global_<model>[-rbf]_<pairs>.json`.
 
+`--routes` (2-D) instead compares one route with two (`lg.TwoRoutes`: the
+shortest lattice path and the best route away from it) from each lattice and
+curve resolution of `ROUTES`, to
+`benchmarks/results/global_<model>_<pairs>_routes.json`.
+
 `--resolution` (2-D, against the reference) instead solves the pairs from
 their lattice paths with the local solver at several curve resolutions and
 lattice sizes (`RESOLUTIONS`), to
@@ -40,6 +45,8 @@ lattice sizes (`RESOLUTIONS`), to
     PYTHONPATH=src:benchmarks python benchmarks/global_search.py relu --rbf
     PYTHONPATH=src:benchmarks python benchmarks/global_search.py relu \\
         --pairs 175 --resolution
+    PYTHONPATH=src:benchmarks python benchmarks/global_search.py relu \\
+        --pairs 175 --routes
 """
 
 import argparse
@@ -59,11 +66,13 @@ RESULTS = Path(__file__).parent / "results"
 # (lattice cells, spline segments, energy points) of `--resolution`
 RESOLUTIONS = ((256, 10, 64), (256, 20, 96), (256, 32, 128), (256, 48, 192))
 RESOLUTIONS += ((512, 10, 64), (512, 32, 128))
+# (lattice cells, spline segments, energy points) of `--routes`
+ROUTES = ((256, 10, 64), (512, 10, 64), (512, 32, 128))
 
 
-def _solve_all(metric, solver, z0s, z1s, inits, discretisation):
+def _solve_all(metric, solver, z0s, z1s, inits, discretisation, with_params=False):
     """Lengths, evaluations, converged and CPU seconds per pair, one pair at a
-    time."""
+    time (and the solved spline parameters `with_params`)."""
 
     @jax.jit
     def solve(a, b, p):
@@ -80,14 +89,24 @@ def _solve_all(metric, solver, z0s, z1s, inits, discretisation):
                 throw=False,
             )
             fine = result.curve(jnp.linspace(0.0, 1.0, reference.FINE))
-            return metric.curve_length(fine), result.num_evaluations, result.converged
+            length = metric.curve_length(fine)
+            return length, result.num_evaluations, result.converged, result.curve.params
 
         return jax.lax.map(one, (a, b, p))
 
     jax.block_until_ready(solve(z0s, z1s, inits))
     start = time.process_time()  # the CPU's work: the machine is shared
-    lengths, evaluations, converged = jax.block_until_ready(solve(z0s, z1s, inits))
+    out = jax.block_until_ready(solve(z0s, z1s, inits))
     seconds = (time.process_time() - start) / len(z0s)
+    lengths, evaluations, converged, params = out
+    if with_params:
+        return (
+            np.asarray(lengths, np.float64),
+            np.asarray(evaluations),
+            np.asarray(converged),
+            seconds,
+            np.asarray(params),
+        )
     return (
         np.asarray(lengths, np.float64),
         np.asarray(evaluations),
@@ -166,13 +185,74 @@ def resolution(model: str, pairs: str) -> dict:
     return report
 
 
+def routes(model: str, pairs: str) -> dict:
+    """One route against two (`lg.TwoRoutes`) from each lattice of `ROUTES`,
+    at each curve resolution: the local solver from the shortest lattice path,
+    then from the second route where a pair has one (else from its solved
+    curve, as `pairwise_geodesics` does); the shorter kept."""
+    metric, _, query = models.load(model)
+    rows, cols, picks, z0s, z1s = _picked_pairs(query, pairs)
+    truth = _truth(model, picks)
+    local = lg.AutoSolver(least_squares=lg.Escalating())
+    report, graphs = {}, {}
+    for cells, segments, points in ROUTES:
+        if cells not in graphs:
+            start = time.process_time()
+            graphs[cells] = lg.lattice_paths(metric, query, cells=cells)
+            report[f"cells{cells}-lattice_cpu_seconds"] = time.process_time() - start
+        graph, discretisation = graphs[cells], lg.Discretisation(segments, points)
+        first_inits = graph.init_curves(rows[picks], cols[picks], segments).params
+        start = time.process_time()
+        second_inits, found = graph.alternative_curves(
+            rows[picks], cols[picks], segments
+        )
+        second_seconds = (time.process_time() - start) / len(picks)
+        lengths, evaluations, _, seconds, params = _solve_all(
+            metric, local, z0s, z1s, first_inits, discretisation, with_params=True
+        )
+        second_inits = np.where(
+            found[:, None, None], np.asarray(second_inits.params), params
+        )
+        other, more, _, other_seconds = _solve_all(
+            metric, local, z0s, z1s, jnp.asarray(second_inits), discretisation
+        )
+        both = np.fmin(lengths, other)
+        label = f"cells{cells}-s{segments}-p{points}"
+        report[label] = {
+            "one_route": {
+                "cpu_seconds_per_pair": seconds,
+                "evaluations_median": float(np.median(evaluations)),
+                "vs_reference": _excess(lengths, truth),
+            },
+            "two_routes": {
+                "cpu_seconds_per_pair": seconds + other_seconds + second_seconds,
+                "second_route_cpu_seconds_per_pair": second_seconds,
+                "evaluations_median": float(np.median(evaluations + more)),
+                "share_with_a_second_route": float(np.mean(found)),
+                "share_second_route_shorter_by_0.1_percent": float(
+                    np.mean(other < lengths * (1 - 1e-3))
+                ),
+                "vs_one_route": _excess(both, lengths),
+                "vs_reference": _excess(both, truth),
+            },
+        }
+        print(label, json.dumps(report[label]), flush=True)
+    return report
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--pairs", default="200")
     parser.add_argument("--rbf", action="store_true")
     parser.add_argument("--resolution", action="store_true")
+    parser.add_argument("--routes", action="store_true")
     args = parser.parse_args()
+    if args.routes:
+        report = routes(args.model, args.pairs)
+        path = RESULTS / f"global_{args.model}_{args.pairs}_routes.json"
+        path.write_text(json.dumps(report, indent=1))
+        return
     if args.resolution:
         report = resolution(args.model, args.pairs)
         path = RESULTS / f"global_{args.model}_{args.pairs}_resolution.json"

@@ -183,3 +183,68 @@ def test_bad_starts():
     for init in ("curvy", 3, lg.ExpectedEnergy()):
         with pytest.raises(TypeError, match="`init` must be a start|parameter 'init'"):
             lg.pairwise_distances(LINEAR, points, init=init, progress=False)
+
+
+class TwoWaysRound(lg.AbstractGraphStart):
+    """A hand-made graph between two points: a path under the `Obstacles`
+    (graph length 3) and one over them (`over`, by default 3.06)."""
+
+    over: float = 3.06
+
+    def graph(self, metric, points, progress):
+        dtype = points.dtype
+        nodes = np.concatenate([points, [[0.0, -1.3], [0.0, 1.0]]]).astype(dtype)
+        edges = np.array([[0, 2], [2, 1], [0, 3], [3, 1]])
+        weights = np.array([1.5, 1.5, self.over / 2, self.over / 2], dtype)
+        shortest = min(3.0, self.over)
+        distances = np.array([[0.0, shortest], [shortest, 0.0]], dtype)
+        return lg.GraphPaths(distances, nodes, edges, weights)
+
+
+def test_two_routes_solves_from_the_second_route_and_keeps_the_shorter():
+    metric = Obstacles()
+    points = np.array([[-1.5, -0.1], [1.5, -0.1]], default_float())
+    graph = TwoWaysRound().graph(metric, points, False)
+    # The second route: through the node over the bump, 2% longer in the graph.
+    curves, found = graph.alternative_curves(np.array([0]), np.array([1]), 8)
+    assert found.tolist() == [True]
+    middle = lg.CubicSpline(curves.z0[0], curves.z1[0], curves.params[0])(
+        jnp.array([0.5])
+    )
+    np.testing.assert_allclose(middle[0], [0.0, 1.0], atol=0.1)
+    _, found = graph.alternative_curves(np.array([0]), np.array([1]), 8, slack=0.01)
+    assert found.tolist() == [False]
+    options = dict(
+        discretisation=lg.Discretisation(num_segments=8, max_steps=300),
+        solver=lg.OptaxSolver(),
+        progress=False,
+    )
+    under = lg.pairwise_geodesics(metric, points, init=TwoWaysRound(), **options)
+    over = lg.pairwise_geodesics(metric, points, init=TwoWaysRound(2.9), **options)
+    times = jnp.linspace(0.0, 1.0, 101)
+    assert under.curve_of(0, 1)(times)[:, 1].mean() < 0
+    assert over.curve_of(0, 1)(times)[:, 1].mean() > 0
+    assert over.distances[0, 1] < 0.97 * under.distances[0, 1]
+    # Both routes solved, the shorter geodesic kept: the one over the bump.
+    both = lg.pairwise_geodesics(
+        metric, points, init=lg.TwoRoutes(TwoWaysRound()), **options
+    )
+    np.testing.assert_allclose(both.distances, over.distances, rtol=1e-6)
+    assert both.num_steps[0] == under.num_steps[0] + over.num_steps[0]
+    # No second route within the slack: the first answer, for a few steps more.
+    one = lg.pairwise_geodesics(
+        metric, points, init=lg.TwoRoutes(TwoWaysRound(), slack=0.01), **options
+    )
+    np.testing.assert_allclose(one.distances, under.distances, rtol=1e-6)
+    # The pair's second solve starts from its converged first curve.
+    assert 2 * (one.num_steps[0] - under.num_steps[0]) < under.num_steps[0]
+
+
+def test_bad_two_routes():
+    # Depending on its version, jaxtyping checks the annotation first.
+    with pytest.raises(TypeError, match="graph start|parameter 'graph'"):
+        lg.TwoRoutes(lg.StraightStart())
+    with pytest.raises(ValueError, match="separation"):
+        lg.TwoRoutes(separation=0.0)
+    with pytest.raises(ValueError, match="slack"):
+        lg.TwoRoutes(slack=-0.1)

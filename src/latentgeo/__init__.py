@@ -86,6 +86,7 @@ from ._starts import (
     LatticeStart as LatticeStart,
     ShortestOf as ShortestOf,
     StraightStart as StraightStart,
+    TwoRoutes as TwoRoutes,
 )
 from .training import (
     GaussianEncoder as GaussianEncoder,

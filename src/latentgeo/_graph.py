@@ -20,7 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from tqdm import tqdm
 
 from ._checks import host_points, padded_chunks
@@ -109,10 +109,114 @@ class GraphPaths(eqx.Module):
         node_distances, predecessors = self._dijkstra(sources)
         joined = np.isfinite(node_distances[which, cols])
         hops = _walk(predecessors, which, rows, np.where(joined, cols, rows))
-        if hops.shape[1] == 1:  # every pair unjoined: no segment to walk
-            hops = np.concatenate([hops, hops], axis=1)
         total = np.where(joined, node_distances[which, cols], 1.0)
         along = node_distances[which[:, None], hops] / total[:, None]
+        return self._fitted(hops, along, joined, rows, cols, num_segments)
+
+    def alternative_curves(
+        self,
+        rows: Int[np.ndarray, " B"],
+        cols: Int[np.ndarray, " B"],
+        num_segments: int = 10,
+        *,
+        separation: float = 0.1,
+        slack: float = 0.05,
+    ) -> tuple[CubicSpline, Bool[np.ndarray, " B"]]:
+        """Starting curves along each pair's best route *other* than its
+        shortest path, where one nearly as short exists.
+
+        Where a metric has many local minima (ReLU decoders), the shortest
+        graph path and a second route a fraction of a percent longer can lead
+        the solver to geodesics a percent or more apart, in either order: the
+        graph's lengths, measured edge by edge, cannot rank such near-ties.
+        Solving from both and keeping the shorter geodesic settles them
+        ([`TwoRoutes`][latentgeo.TwoRoutes]).
+
+        The second route is the shortest path from `rows[b]` to `cols[b]`
+        through a *via node*: among the nodes farther than `separation` times
+        the end points' Euclidean distance from every node of the shortest
+        path, the one that minimises the length of the shortest path through
+        it (its distances from both end points, by Dijkstra from both). The
+        pair has one if that path is at most `1 + slack` times the shortest.
+
+        **Arguments:**
+
+        - `rows`, `cols`: `(B,)` indices of query points, `rows != cols`.
+        - `num_segments`: $n$, segments of the fitted splines.
+        - `separation`: how far the via node lies from the shortest path, a
+          fraction of the end points' distance (0.1).
+        - `slack`: how much longer than the shortest path the second route
+          may be (0.05).
+
+        **Returns:** a `CubicSpline` batched over the `B` pairs (the shortest
+        path's curve where a pair has no second route), and a `(B,)` boolean
+        array: which pairs have one.
+        """
+        from scipy.spatial import cKDTree
+
+        if not (separation > 0 and slack >= 0):
+            raise ValueError(
+                f"Need `separation` > 0 and `slack` >= 0, got {separation}, {slack}."
+            )
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        sources, which = np.unique(np.concatenate([rows, cols]), return_inverse=True)
+        node_distances, predecessors = self._dijkstra(sources)
+        from_row, from_col = np.split(which, 2)
+        routes, arcs, found = [], [], np.zeros(len(rows), bool)
+        for b, (i, j) in enumerate(zip(rows, cols)):
+            to_i, to_j = node_distances[from_row[b]], node_distances[from_col[b]]
+            shortest = to_i[j]
+            through = to_i + to_j
+            walk = lambda index, source, target: _walk(  # noqa: E731
+                predecessors, np.array([index]), np.array([source]), np.array([target])
+            )[0]
+            best = walk(from_row[b], i, j) if np.isfinite(shortest) else np.array([i])
+            near = np.flatnonzero(through <= (1 + slack) * shortest)
+            if not np.isfinite(shortest):
+                near = near[:0]
+            radius = separation * np.linalg.norm(self.nodes[j] - self.nodes[i])
+            if near.size and radius > 0:
+                gap = cKDTree(self.nodes[best]).query(
+                    self.nodes[near], distance_upper_bound=radius
+                )[0]
+                near = near[gap > radius]
+            if near.size == 0:
+                routes.append(best)
+                arcs.append(to_i[best] / np.where(np.isfinite(shortest), shortest, 1))
+                continue
+            via = near[np.argmin(through[near])]
+            first, second = walk(from_row[b], i, via), walk(from_col[b], j, via)[::-1]
+            routes.append(np.concatenate([first, second[1:]]))
+            arcs.append(
+                np.concatenate([to_i[first], through[via] - to_j[second[1:]]])
+                / through[via]
+            )
+            found[b] = True
+        length = max(len(route) for route in routes)
+        pad = lambda a, fill: np.pad(a, (length - len(a), 0), constant_values=fill)  # noqa: E731
+        hops = np.stack([pad(route, route[0]) for route in routes])
+        along = np.stack([pad(arc, 0.0) for arc in arcs])
+        joined = np.isfinite(self.distances[rows, cols]) | (rows == cols)
+        curves = self._fitted(hops, along, joined, rows, cols, num_segments)
+        return curves, found
+
+    def _fitted(
+        self,
+        hops: Int[np.ndarray, "B L"],
+        along: Float[np.ndarray, "B L"],
+        joined: Bool[np.ndarray, " B"],
+        rows: Int[np.ndarray, " B"],
+        cols: Int[np.ndarray, " B"],
+        num_segments: int,
+    ) -> CubicSpline:
+        """Splines fitted to the node paths `hops` (each padded at its start by
+        repeating its source), resampled at uniform `along` (the nodes' arc
+        length from the source, as a fraction of the path's); straight lines
+        for pairs not `joined`."""
+        if hops.shape[1] == 1:  # every pair unjoined: no segment to walk
+            hops = np.concatenate([hops, hops], axis=1)
+            along = np.concatenate([along, along], axis=1)
+        along = along.copy()
         along[:, -1] = 1.0
         times = np.linspace(0.0, 1.0, 4 * (num_segments + 1) + 1)
         # Index of the path segment holding each time: (B, S).

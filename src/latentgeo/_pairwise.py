@@ -227,19 +227,31 @@ def _solve_from_starts(
     found = []
     for source in sources:
         params = source(ids, rows, cols)
+        if params is not None and found:
+            # A pair this source has no curve for starts from the best so far.
+            params = np.asarray(params)
+            none = np.all(np.isnan(params), axis=(1, 2))
+            params = np.where(none[:, None, None], _shortest(found)["params"], params)
         start = None if params is None else placement.shard(params)
         found.append(solve_chunk(placement, metric, *ends, start, *settings))
-    lengths = np.stack([f["lengths"] for f in found])
-    shortest = np.argmin(np.where(np.isnan(lengths), np.inf, lengths), axis=0)
-    pick = lambda key: np.stack([f[key] for f in found])[  # noqa: E731
-        shortest, np.arange(len(ids))
-    ]
+    best = _shortest(found)
     return dict(
-        lengths=pick("lengths"),
-        converged=pick("converged"),
-        params=pick("params"),
+        lengths=best["lengths"],
+        converged=best["converged"],
+        params=best["params"],
         num_steps=sum(f["num_steps"] for f in found),
     )
+
+
+def _shortest(found: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each pair's shortest finite solve among `found` (lists of per-pair
+    `lengths`, `converged` and `params`)."""
+    lengths = np.stack([f["lengths"] for f in found])
+    shortest = np.argmin(np.where(np.isnan(lengths), np.inf, lengths), axis=0)
+    return {
+        key: np.stack([f[key] for f in found])[shortest, np.arange(lengths.shape[1])]
+        for key in ("lengths", "converged", "params")
+    }
 
 
 def pairwise_graph_estimate(

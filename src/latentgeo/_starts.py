@@ -26,7 +26,10 @@ from ._metric import AbstractMetric
 CurveSource = Callable[[np.ndarray, np.ndarray, np.ndarray], ArrayLike | None]
 """`source(ids, rows, cols)`: starting spline parameters `(B, n + 1, d)` for the
 pairs `ids` (rows of the run's `pairs`) joining `points[rows]` to
-`points[cols]`, or `None` for straight lines."""
+`points[cols]`, or `None` for straight lines. A pair whose parameters are all
+NaN gets no curve of its own from this source: it starts again from the best
+curve the run's earlier sources found for it (a short solve from a converged
+curve)."""
 
 
 class AbstractStart(eqx.Module):
@@ -199,6 +202,77 @@ class LatticeStart(AbstractGraphStart):
         return lattice_paths(
             metric, points, cells=self.cells, margin=self.margin, progress=progress
         )
+
+
+def _alternative_curves(
+    graph: GraphPaths, num_segments, separation, slack, ids, rows, cols
+):
+    curves, found = graph.alternative_curves(
+        rows, cols, num_segments, separation=separation, slack=slack
+    )
+    params = np.asarray(curves.params)
+    return np.where(found[:, None, None], params, np.nan)
+
+
+class TwoRoutes(AbstractStart):
+    """Solve every pair from its shortest graph path and from its best route
+    other than that one, where such a route is nearly as short; keep the
+    shorter geodesic.
+
+    On ReLU decoders two routes a fraction of a percent apart in graph length
+    can lead to geodesics a percent or more apart, in either order, so the
+    shortest path alone does not always lead to the shortest geodesic. The
+    second route
+    ([`alternative_curves`][latentgeo.GraphPaths.alternative_curves])
+    passes through a lattice or graph node away from the shortest path; pairs
+    with no second route within `slack` get a few more steps from their converged
+    curve, not a second solve. Measured on the
+    [performance page](../performance.md#global-geodesics).
+
+    **Arguments:**
+
+    - `graph`: the graph, an [`AbstractGraphStart`][latentgeo.AbstractGraphStart]
+      (by default [`LatticeStart()`][latentgeo.LatticeStart]); built once for
+      both routes.
+    - `separation`: how far the second route's via node lies from the shortest
+      path, a fraction of the pair's Euclidean distance (0.1).
+    - `slack`: how much longer than the shortest path, in graph length, the
+      second route may be (0.05).
+
+    **Example:**
+
+    ```python
+    init = lg.TwoRoutes(lg.LatticeStart(cells=512))
+    result = lg.pairwise_geodesics(metric, Z, init=init)
+    ```
+    """
+
+    graph: AbstractGraphStart = LatticeStart()
+    separation: float = eqx.field(static=True, default=0.1)
+    slack: float = eqx.field(static=True, default=0.05)
+
+    def __check_init__(self):
+        if not isinstance(self.graph, AbstractGraphStart):
+            raise TypeError(
+                "`TwoRoutes` takes a graph start such as `lg.LatticeStart()` or "
+                f"`lg.GraphStart()`, got {type(self.graph).__name__}."
+            )
+        if not (self.separation > 0 and self.slack >= 0):
+            raise ValueError(
+                "Need `separation` > 0 and `slack` >= 0, got "
+                f"{self.separation}, {self.slack}."
+            )
+
+    def sources(
+        self, metric, points, pairs, num_segments, progress
+    ) -> list[CurveSource]:
+        graph = self.graph.graph(metric, points, progress)
+        return [
+            functools.partial(_graph_curves, graph, num_segments),
+            functools.partial(
+                _alternative_curves, graph, num_segments, self.separation, self.slack
+            ),
+        ]
 
 
 def default_start(latent_dim: int) -> AbstractStart:
