@@ -31,9 +31,9 @@ training codes instead of the model's own metric. Results go to
 `benchmarks/results/global_<model>[-rbf]_<pairs>.json`.
 
 `--routes` (2-D) instead compares one route with two (`lg.TwoRoutes`: the
-shortest lattice path and the best route away from it) from each lattice and
-curve resolution of `ROUTES`, to
-`benchmarks/results/global_<model>_<pairs>_routes.json`.
+shortest lattice path and the best route away from it, with `--separation`
+and `--slack`) from each lattice and curve resolution of `ROUTES`, to
+`benchmarks/results/global_<model>_<pairs>_routes_<separation>_<slack>.json`.
 
 `--resolution` (2-D, against the reference) instead solves the pairs from
 their lattice paths with the local solver at several curve resolutions and
@@ -185,7 +185,7 @@ def resolution(model: str, pairs: str) -> dict:
     return report
 
 
-def routes(model: str, pairs: str) -> dict:
+def routes(model: str, pairs: str, separation: float, slack: float) -> dict:
     """One route against two (`lg.TwoRoutes`) from each lattice of `ROUTES`,
     at each curve resolution: the local solver from the shortest lattice path,
     then from the second route where a pair has one (else from its solved
@@ -204,7 +204,7 @@ def routes(model: str, pairs: str) -> dict:
         first_inits = graph.init_curves(rows[picks], cols[picks], segments).params
         start = time.process_time()
         second_inits, found = graph.alternative_curves(
-            rows[picks], cols[picks], segments
+            rows[picks], cols[picks], segments, separation=separation, slack=slack
         )
         second_seconds = (time.process_time() - start) / len(picks)
         lengths, evaluations, _, seconds, params = _solve_all(
@@ -247,10 +247,13 @@ def main():
     parser.add_argument("--rbf", action="store_true")
     parser.add_argument("--resolution", action="store_true")
     parser.add_argument("--routes", action="store_true")
+    parser.add_argument("--separation", type=float, default=0.1)
+    parser.add_argument("--slack", type=float, default=0.05)
     args = parser.parse_args()
     if args.routes:
-        report = routes(args.model, args.pairs)
-        path = RESULTS / f"global_{args.model}_{args.pairs}_routes.json"
+        report = routes(args.model, args.pairs, args.separation, args.slack)
+        name = f"{args.model}_{args.pairs}_routes_{args.separation}_{args.slack}"
+        path = RESULTS / f"global_{name}.json"
         path.write_text(json.dumps(report, indent=1))
         return
     if args.resolution:
