@@ -29,7 +29,7 @@ TINY = robustness.Config(
     num_segments=4,
     num_points=16,
     max_steps=10,
-    solver="auto",
+    solver="local",
     starts="straight",
 )
 
@@ -154,7 +154,7 @@ def test_summary_line_holds_the_summary(run_dir):
     line = lines[-1]
     test = summary["t_test"]
     assert line.startswith(
-        "library protocol, digits classes 0,1,2, d = 2, K = 2; solver auto, "
+        "library protocol, digits classes 0,1,2, d = 2, K = 2; solver local, "
     )
     assert f"{summary['seeds']} seeds, {test['pairs']} of 3 pairs" in line
     for value in (
