@@ -12,6 +12,9 @@ from helpers import InverseStereographic, Linear, default_float, sphere_pair
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
 MATRIX = jnp.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]])
 LINEAR = lg.PullbackMetric(Linear(MATRIX), latent_dim=2)
+# The local solver, without the default's lattice check: these tests are about
+# the curve's discretisation, and each grid compiles the solver anew.
+LOCAL = lg.AutoSolver(least_squares=lg.Escalating())
 
 
 def test_defaults_and_integer_fields():
@@ -60,7 +63,11 @@ def test_non_integers_are_refused(name, value):
 def test_num_segments_sets_the_spline(num_segments):
     z0, z1, _ = sphere_pair(120.0)
     result = lg.geodesic(
-        SPHERE, z0, z1, discretisation=lg.Discretisation(num_segments=num_segments)
+        SPHERE,
+        z0,
+        z1,
+        solver=LOCAL,
+        discretisation=lg.Discretisation(num_segments=num_segments),
     )
     assert result.curve.num_segments == num_segments
     assert result.curve.params.shape == (num_segments + 1, 2)
@@ -73,7 +80,11 @@ def test_more_segments_fit_the_great_circle_better():
     lengths = [
         float(
             lg.geodesic(
-                SPHERE, z0, z1, discretisation=lg.Discretisation(num_segments=n)
+                SPHERE,
+                z0,
+                z1,
+                solver=LOCAL,
+                discretisation=lg.Discretisation(num_segments=n),
             ).length
         )
         for n in (1, 8)
@@ -88,7 +99,12 @@ def test_a_given_curve_keeps_its_own_segments():
     z0, z1, distance = sphere_pair(90.0)
     init = lg.CubicSpline.straight(z0, z1, 6)
     result = lg.geodesic(
-        SPHERE, z0, z1, init=init, discretisation=lg.Discretisation(num_segments=4)
+        SPHERE,
+        z0,
+        z1,
+        init=init,
+        solver=LOCAL,
+        discretisation=lg.Discretisation(num_segments=4),
     )
     assert result.curve.num_segments == 6
     np.testing.assert_allclose(result.length, distance, rtol=1e-3)
@@ -100,7 +116,11 @@ def test_straight_line_energy_is_exact_on_any_grid(num_points):
     # A (z1 - z0) / T, so T * sum |step|^2 = |A (z1 - z0)|^2 for every T.
     z0, z1 = jnp.array([0.1, 0.2]), jnp.array([1.0, -0.5])
     result = lg.geodesic(
-        LINEAR, z0, z1, discretisation=lg.Discretisation(num_points=num_points)
+        LINEAR,
+        z0,
+        z1,
+        solver=LOCAL,
+        discretisation=lg.Discretisation(num_points=num_points),
     )
     closed_form = float(jnp.sum((MATRIX @ (z1 - z0)) ** 2))
     np.testing.assert_allclose(result.energy, closed_form, rtol=1e-5)
@@ -115,7 +135,9 @@ def test_num_points_is_the_energy_grid():
     energies = {}
     for num_points in (5, 9, 64):
         discretisation = lg.Discretisation(num_points=num_points)
-        result = lg.geodesic(SPHERE, z0, z1, discretisation=discretisation)
+        result = lg.geodesic(
+            SPHERE, z0, z1, solver=LOCAL, discretisation=discretisation
+        )
         steps = num_points - 1
         closed_form = (2 * steps * np.sin(distance / (2 * steps))) ** 2
         np.testing.assert_allclose(result.energy, closed_form, rtol=1e-5)
