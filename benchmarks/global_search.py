@@ -232,7 +232,7 @@ def routes(model: str, pairs: str, separation: float, slack: float) -> dict:
                 "share_second_route_shorter_by_0.1_percent": float(
                     np.mean(other < lengths * (1 - 1e-3))
                 ),
-                "vs_one_route": _excess(both, lengths),
+                "one_route_above_two": _excess(lengths, both),
                 "vs_reference": _excess(both, truth),
             },
         }
