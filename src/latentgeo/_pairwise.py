@@ -78,7 +78,9 @@ def pairwise_geodesics(
       [`StraightStart()`][latentgeo.StraightStart],
       [`GraphStart(neighbours=..., extra_points=...)`][latentgeo.GraphStart],
       [`LatticeStart()`][latentgeo.LatticeStart],
-      [`ShortestOf(...)`][latentgeo.ShortestOf] of several, or
+      [`ShortestOf(...)`][latentgeo.ShortestOf] of several,
+      [`TwoRoutes(...)`][latentgeo.TwoRoutes] (a graph's shortest path and its
+      best route away from it), or
       [`GivenCurves`][latentgeo.GivenCurves] (a batched `CubicSpline` passed
       here is short for it). Default: in a 2-D latent space the shortest path
       on one lattice over the points' box
