@@ -70,9 +70,9 @@ RESOLUTIONS += ((512, 10, 64), (512, 32, 128))
 ROUTES = ((256, 10, 64), (512, 10, 64), (512, 32, 128))
 
 
-def _solve_all(metric, solver, z0s, z1s, inits, discretisation, with_params=False):
-    """Lengths, evaluations, converged and CPU seconds per pair, one pair at a
-    time (and the solved spline parameters `with_params`)."""
+def _solve_all(metric, solver, z0s, z1s, inits, discretisation):
+    """Lengths, evaluations, converged, CPU seconds per pair and the solved
+    spline parameters, one pair at a time."""
 
     @jax.jit
     def solve(a, b, p):
@@ -99,19 +99,12 @@ def _solve_all(metric, solver, z0s, z1s, inits, discretisation, with_params=Fals
     out = jax.block_until_ready(solve(z0s, z1s, inits))
     seconds = (time.process_time() - start) / len(z0s)
     lengths, evaluations, converged, params = out
-    if with_params:
-        return (
-            np.asarray(lengths, np.float64),
-            np.asarray(evaluations),
-            np.asarray(converged),
-            seconds,
-            np.asarray(params),
-        )
     return (
         np.asarray(lengths, np.float64),
         np.asarray(evaluations),
         np.asarray(converged),
         seconds,
+        np.asarray(params),
     )
 
 
@@ -172,7 +165,7 @@ def resolution(model: str, pairs: str) -> dict:
         if cells not in graphs:
             graphs[cells] = lg.lattice_paths(metric, query, cells=cells)
         inits = graphs[cells].init_curves(rows[picks], cols[picks], segments).params
-        lengths, evaluations, _, seconds = _solve_all(
+        lengths, evaluations, _, seconds, _ = _solve_all(
             metric, local, z0s, z1s, inits, lg.Discretisation(segments, points)
         )
         label = f"cells{cells}-s{segments}-p{points}"
@@ -208,12 +201,12 @@ def routes(model: str, pairs: str, separation: float, slack: float) -> dict:
         )
         second_seconds = (time.process_time() - start) / len(picks)
         lengths, evaluations, _, seconds, params = _solve_all(
-            metric, local, z0s, z1s, first_inits, discretisation, with_params=True
+            metric, local, z0s, z1s, first_inits, discretisation
         )
         second_inits = np.where(
             found[:, None, None], np.asarray(second_inits.params), params
         )
-        other, more, _, other_seconds = _solve_all(
+        other, more, _, other_seconds, _ = _solve_all(
             metric, local, z0s, z1s, jnp.asarray(second_inits), discretisation
         )
         both = np.fmin(lengths, other)
@@ -283,7 +276,7 @@ def main():
         methods["dense"] = (local, graph_inits, plain)
     found = {}
     for label, (solver, inits, discretisation) in methods.items():
-        lengths, evaluations, converged, seconds = _solve_all(
+        lengths, evaluations, converged, seconds, _ = _solve_all(
             metric, solver, z0s, z1s, inits, discretisation
         )
         found[label] = dict(
