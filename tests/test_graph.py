@@ -108,3 +108,49 @@ def test_graph_estimate_is_the_graph_distance_with_fitted_paths():
         metric, points, start, pairs=np.array([[5, 1]]), progress=False
     )
     np.testing.assert_allclose(asked.lengths, [exact[5, 1]], rtol=1e-5)
+
+
+def test_dijkstra_fields_are_graph_distances_and_kept_between_calls(monkeypatch):
+    from latentgeo._distance_fields import DistanceFields
+
+    metric, matrix = _linear_metric()
+    points = _points(15, seed=1)
+    graph = lg.graph_paths(metric, points, neighbours=5)
+    distances, predecessors = graph.dijkstra(np.array([2, 9]))
+    # The fields hold the query points' graph distances (kept at build time)
+    # and each path's previous node, whose edges add up to them.
+    np.testing.assert_allclose(distances[:, :15], graph.distances[[2, 9]], rtol=1e-6)
+    node, length = 9, 0.0
+    while node != 2:
+        before = predecessors[0, node]
+        length += np.linalg.norm(np.asarray(matrix) @ (points[node] - points[before]))
+        node = before
+    np.testing.assert_allclose(length, distances[0, 9], rtol=1e-5)
+    # Kept between calls: only points not seen before are computed.
+    asked = []
+    dijkstra = lg.GraphPaths.dijkstra
+
+    def counted(self, sources):
+        asked.append(sorted(np.asarray(sources).tolist()))
+        return dijkstra(self, sources)
+
+    monkeypatch.setattr(lg.GraphPaths, "dijkstra", counted)
+    fields = DistanceFields(graph)
+    kept, _ = fields(np.array([9, 2, 9]))
+    again, again_predecessors = fields(np.array([4, 2]))
+    assert asked == [[2, 9], [4]]
+    np.testing.assert_allclose(kept, distances[[1, 0, 1]], rtol=1e-6)
+    np.testing.assert_array_equal(again_predecessors[1], predecessors[0])
+    # A budget of one field keeps one: answers stay exact, work is repeated.
+    small = DistanceFields(graph, budget=1)
+    for sources in ([2, 9], [9, 2], [2]):
+        found, _ = small(np.array(sources))
+        np.testing.assert_allclose(found, graph.dijkstra(np.array(sources))[0], 1e-6)
+    # Second routes from kept fields are those from fresh ones.
+    rows, cols = np.array([2, 0, 9]), np.array([9, 14, 2])
+    fresh, found = graph.alternative_curves(rows, cols, 8, slack=0.2)
+    reused, found_again = graph.alternative_curves(
+        rows, cols, 8, slack=0.2, fields=DistanceFields(graph)
+    )
+    assert found.any() and found.tolist() == found_again.tolist()
+    np.testing.assert_allclose(fresh.params, reused.params, atol=1e-5)

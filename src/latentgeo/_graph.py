@@ -15,6 +15,7 @@ JAX, batched over edges.
 """
 
 import functools
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -56,8 +57,12 @@ class GraphPaths(eqx.Module):
     edges: Int[np.ndarray, "E 2"]
     weights: Float[np.ndarray, " E"]
 
-    def _dijkstra(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Distances `(S, V)` and predecessors `(S, V)` from the nodes `sources`."""
+    def dijkstra(
+        self, sources: Int[np.ndarray, " S"]
+    ) -> tuple[Float[np.ndarray, "S V"], Int[np.ndarray, "S V"]]:
+        """Distances `(S, V)` and predecessors `(S, V)` from the nodes
+        `sources`, by Dijkstra: every node's graph distance from each source,
+        and its previous node on the shortest path (-9999 where none)."""
         from scipy.sparse.csgraph import dijkstra
 
         distances, predecessors = dijkstra(
@@ -77,7 +82,7 @@ class GraphPaths(eqx.Module):
                 f"No path of finite edges joins query points {i} and {j}: the "
                 "metric is NaN or infinite between them."
             )
-        distances, predecessors = self._dijkstra(np.array([i]))
+        distances, predecessors = self.dijkstra(np.array([i]))
         hops = _walk(predecessors, np.array([0]), np.array([i]), np.array([j]))[0]
         keep = np.concatenate([[True], hops[1:] != hops[:-1]])
         return self.nodes[hops[keep]]
@@ -106,7 +111,7 @@ class GraphPaths(eqx.Module):
         """
         rows, cols = np.asarray(rows), np.asarray(cols)
         sources, which = np.unique(rows, return_inverse=True)
-        node_distances, predecessors = self._dijkstra(sources)
+        node_distances, predecessors = self.dijkstra(sources)
         joined = np.isfinite(node_distances[which, cols])
         hops = _walk(predecessors, which, rows, np.where(joined, cols, rows))
         total = np.where(joined, node_distances[which, cols], 1.0)
@@ -120,7 +125,8 @@ class GraphPaths(eqx.Module):
         num_segments: int = 10,
         *,
         separation: float = 0.1,
-        slack: float = 0.05,
+        slack: float = 0.01,
+        fields: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> tuple[CubicSpline, Bool[np.ndarray, " B"]]:
         """Starting curves along each pair's best route *other* than its
         shortest path, where one nearly as short exists.
@@ -146,7 +152,12 @@ class GraphPaths(eqx.Module):
         - `separation`: how far the via node lies from the shortest path, a
           fraction of the end points' distance (0.1).
         - `slack`: how much longer than the shortest path the second route
-          may be (0.05).
+          may be (0.01).
+        - `fields`: a function from query-point indices `(S,)` to their
+          distances and predecessors `(S, V)`, as
+          [`dijkstra`][latentgeo.GraphPaths.dijkstra] returns them, to reuse
+          them between calls ([`TwoRoutes`][latentgeo.TwoRoutes] keeps each
+          point's for a whole run); by default `dijkstra`, afresh.
 
         **Returns:** a `CubicSpline` batched over the `B` pairs (the shortest
         path's curve where a pair has no second route), and a `(B,)` boolean
@@ -160,7 +171,7 @@ class GraphPaths(eqx.Module):
             )
         rows, cols = np.asarray(rows), np.asarray(cols)
         sources, which = np.unique(np.concatenate([rows, cols]), return_inverse=True)
-        node_distances, predecessors = self._dijkstra(sources)
+        node_distances, predecessors = (fields or self.dijkstra)(sources)
         from_row, from_col = np.split(which, 2)
         routes, arcs, found = [], [], np.zeros(len(rows), bool)
         for b, (i, j) in enumerate(zip(rows, cols)):

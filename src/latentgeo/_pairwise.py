@@ -27,7 +27,7 @@ from ._geodesic import check_settings
 from ._metric import AbstractMetric, check_metric
 from ._pairwise_result import PairwiseResult, assemble, checked_pairs, warn_failures
 from ._sharding import Placement, place, solve_chunk
-from ._solvers import AbstractCurveSolver, AutoSolver
+from ._solvers import AbstractCurveSolver
 from ._starts import (
     AbstractGraphStart,
     AbstractStart,
@@ -46,9 +46,9 @@ def pairwise_geodesics(
     *,
     pairs: Int[ArrayLike, "M 2"] | None = None,
     init: AbstractStart | CubicSpline | None = None,
-    solver: AbstractCurveSolver = AutoSolver(),
+    solver: AbstractCurveSolver | None = None,
     energy: AbstractEnergy = ExpectedEnergy(),
-    discretisation: Discretisation = Discretisation(),
+    discretisation: Discretisation | None = None,
     batch_size: int = 64,
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
@@ -82,17 +82,22 @@ def pairwise_geodesics(
       [`TwoRoutes(...)`][latentgeo.TwoRoutes] (a graph's shortest path and its
       best route away from it), or
       [`GivenCurves`][latentgeo.GivenCurves] (a batched `CubicSpline` passed
-      here is short for it). Default: in a 2-D latent space the shortest path
-      on one lattice over the points' box
-      ([`LatticeStart()`][latentgeo.LatticeStart], every route, no data
-      points needed), each pair then checked by the default solver on lattices
-      of its own ([`LatticeSearch`][latentgeo.LatticeSearch]); in more
-      dimensions the shorter of the straight start and the path through the
-      neighbour graph of `points`
+      here is short for it). Default: in a 2-D latent space both routes of
+      every pair on one lattice over the points' box
+      ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route, no data points
+      needed); in more dimensions the shorter of the straight start and the
+      path through the neighbour graph of `points`
       (`ShortestOf(StraightStart(), GraphStart())`; add data codes as nodes
       with `GraphStart(extra_points=...)`).
     - `solver`, `energy`, `discretisation`: as for
-      [`geodesic`][latentgeo.geodesic].
+      [`geodesic`][latentgeo.geodesic]. The default solver and
+      discretisation are the start's
+      ([`AbstractStart.default_solver`][latentgeo.AbstractStart.default_solver]):
+      after `TwoRoutes` the local solver,
+      `AutoSolver(least_squares=Escalating())`, on 32-segment curves with
+      128 energy points; after other starts
+      [`AutoSolver()`][latentgeo.AutoSolver] on
+      [`Discretisation()`][latentgeo.Discretisation].
     - `batch_size`: pairs per chunk (64), rounded up to a multiple of the number
       of devices.
     - `progress`: show a progress bar (tqdm) over pairs.
@@ -134,8 +139,12 @@ def pairwise_geodesics(
     result.distances, result.converged, result.curve_of(0, 3)
     ```
     """
-    check_settings(metric, solver, energy, discretisation)
+    check_metric(metric)
     start = default_start(metric.latent_dim) if init is None else as_start(init)
+    solver = start.default_solver() if solver is None else solver
+    if discretisation is None:
+        discretisation = start.default_discretisation()
+    check_settings(metric, solver, energy, discretisation)
     points = host_points(points, metric.latent_dim, "points", min_rows=2, metric=metric)
     pairs = checked_pairs(pairs, points.shape[0])
     if batch_size < 1:
@@ -228,14 +237,16 @@ def _solve_from_starts(
     ends = [placement.shard(points[index]) for index in (rows, cols)]
     found = []
     for source in sources:
-        params = source(ids, rows, cols)
+        params, skip = source(ids, rows, cols), None
         if params is not None and found:
-            # A pair this source has no curve for starts from the best so far.
+            # A pair this source has no curve for is not solved again (one
+            # pair at a time) or restarts from its best curve (in lockstep).
             params = np.asarray(params)
             none = np.all(np.isnan(params), axis=(1, 2))
             params = np.where(none[:, None, None], _shortest(found)["params"], params)
+            skip = placement.shard(none)
         start = None if params is None else placement.shard(params)
-        found.append(solve_chunk(placement, metric, *ends, start, *settings))
+        found.append(solve_chunk(placement, metric, *ends, start, *settings, skip))
     best = _shortest(found)
     return dict(
         lengths=best["lengths"],

@@ -11,6 +11,7 @@ from typing import Literal
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jax.experimental import multihost_utils
@@ -22,7 +23,7 @@ from ._discretisation import Discretisation
 from ._energy import AbstractEnergy
 from ._geodesic import GeodesicResult, geodesic
 from ._metric import AbstractMetric
-from ._solvers import AbstractCurveSolver
+from ._solvers import RESULTS, AbstractCurveSolver
 
 _AXIS = "pairs"
 
@@ -76,15 +77,23 @@ def solve_chunk(
     solver: AbstractCurveSolver,
     energy: AbstractEnergy,
     discretisation: Discretisation,
+    skip: jax.Array | None = None,
 ) -> dict[str, np.ndarray]:
-    """Solve one chunk of pairs (`starts`, `ends` and `init_params` sharded by
-    `placement.shard`, `metric` by `placement.replicate`) and return its
-    `lengths`, `converged`, `num_steps` and curve `params` on the host."""
+    """Solve one chunk of pairs (`starts`, `ends`, `init_params` and `skip`
+    sharded by `placement.shard`, `metric` by `placement.replicate`) and return
+    its `lengths`, `converged`, `num_steps` and curve `params` on the host.
+
+    A pair whose `skip` is true is not solved where pairs are solved one at a
+    time (`vmap_size=1`): it keeps its `init_params`, with NaN length, no
+    steps and `converged` false. In lockstep groups it is solved like the
+    others (a batched branch runs both sides), so its `init_params` must be a
+    usable start there too."""
     out = _solve_chunk(
         metric,
         starts,
         ends,
         init_params,
+        skip,
         (solver, energy, discretisation),
         placement.mesh,
         placement.vmap_size,
@@ -99,17 +108,18 @@ def solve_chunk(
 
 @eqx.filter_jit
 def _solve_chunk(
-    metric, starts, ends, init_params, settings, mesh, vmap_size
+    metric, starts, ends, init_params, skip, settings, mesh, vmap_size
 ) -> GeodesicResult:
     """The shards run SPMD on every device of `mesh` (`jax.shard_map`); each
     device loops until its own pairs converge, without waiting for the others.
     Within a shard, groups of `vmap_size` pairs are solved in lockstep under
     `jax.vmap` (all of them if `None`), one group after the other
-    (`jax.lax.map`)."""
+    (`jax.lax.map`); one pair at a time, a pair marked in `skip` is not
+    solved."""
     dynamic, static = eqx.partition(metric, eqx.is_array)
     solver, energy, discretisation = settings
 
-    def solve_shard(dynamic, starts, ends, init_params):
+    def solve_shard(dynamic, starts, ends, init_params, skip):
         local_metric = eqx.combine(dynamic, static)
 
         def solve(z0, z1, params):
@@ -130,17 +140,39 @@ def _solve_chunk(
             return jax.vmap(solve, in_axes=in_axes)(starts, ends, init_params)
         # One pair at a time keeps `lax.cond` a branch, not a `select` of both.
         group = None if vmap_size == 1 else vmap_size
-        pairs = (starts, ends, init_params)
-        return jax.lax.map(lambda args: solve(*args), pairs, batch_size=group)
+        if skip is None or vmap_size != 1:
+            pairs = (starts, ends, init_params)
+            return jax.lax.map(lambda args: solve(*args), pairs, batch_size=group)
+
+        def solve_or_keep(args):
+            z0, z1, params, skip_pair = args
+            return jax.lax.cond(skip_pair, _unsolved, solve, z0, z1, params)
+
+        pairs = (starts, ends, init_params, skip)
+        return jax.lax.map(solve_or_keep, pairs)
 
     pairs = PartitionSpec(_AXIS)
     return jax.shard_map(
         solve_shard,
         mesh=mesh,
-        in_specs=(PartitionSpec(), pairs, pairs, pairs),
+        in_specs=(PartitionSpec(), pairs, pairs, pairs, pairs),
         out_specs=pairs,
         check_vma=False,
-    )(dynamic, starts, ends, init_params)
+    )(dynamic, starts, ends, init_params, skip)
+
+
+def _unsolved(z0, z1, params) -> GeodesicResult:
+    """The result of a pair left unsolved: its starting curve, NaN length and
+    energy, no steps, not converged."""
+    nan = jnp.full((), jnp.nan, params.dtype)
+    return GeodesicResult(
+        curve=CubicSpline(z0, z1, params),
+        length=nan,
+        energy=nan,
+        num_steps=jnp.zeros((), jnp.int32),
+        num_evaluations=jnp.zeros((), jnp.int32),
+        result=RESULTS.max_steps_reached,
+    )
 
 
 def _global_array(x, sharding: NamedSharding) -> jax.Array:

@@ -19,17 +19,19 @@ from jaxtyping import ArrayLike, Float, Int
 
 from ._curve import CubicSpline
 from ._discretisation import Discretisation
+from ._distance_fields import DistanceFields
 from ._graph import GraphPaths, graph_paths
 from ._lattice_graph import lattice_paths
 from ._metric import AbstractMetric
+from ._solvers import AbstractCurveSolver, AutoSolver, Escalating
 
 CurveSource = Callable[[np.ndarray, np.ndarray, np.ndarray], ArrayLike | None]
 """`source(ids, rows, cols)`: starting spline parameters `(B, n + 1, d)` for the
 pairs `ids` (rows of the run's `pairs`) joining `points[rows]` to
 `points[cols]`, or `None` for straight lines. A pair whose parameters are all
-NaN gets no curve of its own from this source: it starts again from the best
-curve the run's earlier sources found for it (a short solve from a converged
-curve)."""
+NaN gets no curve of its own from this source: it keeps the best curve the
+run's earlier sources found for it (solved one pair at a time, it is not solved
+again; in lockstep batches it restarts from that curve)."""
 
 
 class AbstractStart(eqx.Module):
@@ -49,6 +51,16 @@ class AbstractStart(eqx.Module):
         one `CurveSource` per solve each pair gets.
 
         **Raises:** `ValueError` if the start does not fit the run."""
+
+    def default_solver(self) -> AbstractCurveSolver:
+        """The solver of a run from this start that names none:
+        [`AutoSolver()`][latentgeo.AutoSolver]."""
+        return AutoSolver()
+
+    def default_discretisation(self) -> Discretisation:
+        """The discretisation of a run from this start that names none:
+        [`Discretisation()`][latentgeo.Discretisation]."""
+        return Discretisation()
 
 
 def _straight(ids, rows, cols) -> None:
@@ -205,10 +217,10 @@ class LatticeStart(AbstractGraphStart):
 
 
 def _alternative_curves(
-    graph: GraphPaths, num_segments, separation, slack, ids, rows, cols
+    graph: GraphPaths, fields, num_segments, separation, slack, ids, rows, cols
 ):
     curves, found = graph.alternative_curves(
-        rows, cols, num_segments, separation=separation, slack=slack
+        rows, cols, num_segments, separation=separation, slack=slack, fields=fields
     )
     params = np.asarray(curves.params)
     return np.where(found[:, None, None], params, np.nan)
@@ -217,39 +229,50 @@ def _alternative_curves(
 class TwoRoutes(AbstractStart):
     """Solve every pair from its shortest graph path and from its best route
     other than that one, where such a route is nearly as short; keep the
-    shorter geodesic.
+    shorter geodesic. The default start of
+    [`pairwise_geodesics`][latentgeo.pairwise_geodesics] in a two-dimensional
+    latent space.
 
     On ReLU decoders two routes a fraction of a percent apart in graph length
     can lead to geodesics a percent or more apart, in either order, so the
     shortest path alone does not always lead to the shortest geodesic. The
     second route
     ([`alternative_curves`][latentgeo.GraphPaths.alternative_curves])
-    passes through a lattice or graph node away from the shortest path; pairs
-    with no second route within `slack` get a few more steps from their converged
-    curve, not a second solve. Measured on the
+    passes through a lattice or graph node away from the shortest path. A
+    pair with no second route within `slack` is not solved again when pairs
+    are solved one at a time (CPUs); in lockstep batches (`vmap_size` above 1)
+    it restarts from its converged curve, a few steps. Each query point's
+    Dijkstra is run once per run and kept (up to 512 MiB).
+
+    Two routes take the place of the default solver's per-pair lattice check,
+    and make finer curves pay, so a run from this start that names no solver
+    or discretisation uses the local solver,
+    `AutoSolver(least_squares=Escalating())`, and
+    `Discretisation(num_segments=32, num_points=128)`. How these were chosen,
+    and what they cost, is on the
     [performance page](../performance.md#global-geodesics).
 
     **Arguments:**
 
     - `graph`: the graph, an [`AbstractGraphStart`][latentgeo.AbstractGraphStart]
-      (by default [`LatticeStart()`][latentgeo.LatticeStart]); built once for
-      both routes.
+      (by default [`LatticeStart(cells=512)`][latentgeo.LatticeStart]); built
+      once for both routes.
     - `separation`: how far the second route's via node lies from the shortest
       path, a fraction of the pair's Euclidean distance (0.1).
     - `slack`: how much longer than the shortest path, in graph length, the
-      second route may be (0.05).
+      second route may be (0.01).
 
     **Example:**
 
     ```python
-    init = lg.TwoRoutes(lg.LatticeStart(cells=512))
+    init = lg.TwoRoutes(lg.GraphStart(extra_points=train_codes))
     result = lg.pairwise_geodesics(metric, Z, init=init)
     ```
     """
 
-    graph: AbstractGraphStart = LatticeStart()
+    graph: AbstractGraphStart = LatticeStart(cells=512)
     separation: float = eqx.field(static=True, default=0.1)
-    slack: float = eqx.field(static=True, default=0.05)
+    slack: float = eqx.field(static=True, default=0.01)
 
     def __check_init__(self):
         if not isinstance(self.graph, AbstractGraphStart):
@@ -267,25 +290,38 @@ class TwoRoutes(AbstractStart):
         self, metric, points, pairs, num_segments, progress
     ) -> list[CurveSource]:
         graph = self.graph.graph(metric, points, progress)
-        return [
-            functools.partial(_graph_curves, graph, num_segments),
-            functools.partial(
-                _alternative_curves, graph, num_segments, self.separation, self.slack
-            ),
-        ]
+        second = functools.partial(
+            _alternative_curves,
+            graph,
+            DistanceFields(graph),  # each point's Dijkstra once per run
+            num_segments,
+            self.separation,
+            self.slack,
+        )
+        return [functools.partial(_graph_curves, graph, num_segments), second]
+
+    def default_solver(self) -> AbstractCurveSolver:
+        """The local solver, `AutoSolver(least_squares=Escalating())`: the
+        second route replaces the lattice check."""
+        return AutoSolver(least_squares=Escalating())
+
+    def default_discretisation(self) -> Discretisation:
+        """`Discretisation(num_segments=32, num_points=128)`: from a global
+        start finer curves meet the float64 reference."""
+        return Discretisation(num_segments=32, num_points=128)
 
 
 def default_start(latent_dim: int) -> AbstractStart:
-    """The start of a run that names none: the shortest path on one lattice
-    over the points' box in two latent dimensions (every route through it;
-    the default solver then checks each pair on lattices of its own, see
-    [`LatticeSearch`][latentgeo.LatticeSearch]); in others the shorter of the
-    straight start and the path in the neighbour graph of the points: "global"
-    there means over the routes through the given points (pass
+    """The start of a run that names none: in two latent dimensions both
+    routes of every pair on one lattice over the points' box
+    ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route through the box, no
+    data points needed); in others the shorter of the straight start and the
+    path in the neighbour graph of the points: "global" there means over the
+    routes through the given points (pass
     `ShortestOf(StraightStart(), GraphStart(extra_points=codes))` to add data
     codes as nodes)."""
     if latent_dim == 2:
-        return LatticeStart()
+        return TwoRoutes()
     return ShortestOf(StraightStart(), GraphStart())
 
 
