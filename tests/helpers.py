@@ -7,6 +7,10 @@ import numpy as np
 
 import latentgeo as lg
 
+# The default solver without its per-pair lattice check: for tests whose
+# subject is not that check (each compile of the check costs seconds).
+LOCAL = lg.AutoSolver(least_squares=lg.Escalating())
+
 
 def float64():
     """Context manager enabling float64 (the API moved between JAX versions)."""

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
-from helpers import InverseStereographic, Linear, default_float, sphere_pair
+from helpers import LOCAL, InverseStereographic, Linear, default_float, sphere_pair
 
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
 MATRIX = jnp.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]])
 LINEAR = lg.PullbackMetric(Linear(MATRIX), latent_dim=2)
 # The local solver, without the default's lattice check: these tests are about
 # the curve's discretisation, and each grid compiles the solver anew.
-LOCAL = lg.AutoSolver(least_squares=lg.Escalating())
 
 
 def test_defaults_and_integer_fields():
@@ -177,17 +176,22 @@ def test_max_steps_caps_the_iterations(solver, max_steps):
 def test_every_driver_takes_a_discretisation():
     points = np.array([[0.1, 0.2], [1.0, -0.5], [-0.4, 0.3]], default_float())
     four = lg.Discretisation(num_segments=4, num_points=17)
-    result = lg.pairwise_geodesics(LINEAR, points, discretisation=four, progress=False)
+    # The default solver's lattice check is not this test's subject.
+    result = lg.pairwise_geodesics(
+        LINEAR, points, solver=LOCAL, discretisation=four, progress=False
+    )
     assert result.curves.num_segments == 4
     diff = points[:, None] - points[None]
     exact = np.linalg.norm(diff @ np.asarray(MATRIX).T, axis=-1)
     np.testing.assert_allclose(result.distances, exact, rtol=1e-4, atol=1e-6)
     # log_map: the straight line's velocity z1 - z0, whatever the grid.
-    velocity = lg.log_map(LINEAR, points[0], points[1], discretisation=four)
+    velocity = lg.log_map(
+        LINEAR, points[0], points[1], solver=LOCAL, discretisation=four
+    )
     np.testing.assert_allclose(velocity, points[1] - points[0], rtol=1e-4)
     # frechet_mean: the Euclidean (here A-weighted) mean of a linear decoder's
     # points is their arithmetic mean, reached through curves of 4 segments.
-    mean = lg.frechet_mean(LINEAR, points, discretisation=four)
+    mean = lg.frechet_mean(LINEAR, points, solver=LOCAL, discretisation=four)
     np.testing.assert_allclose(mean.mean, points.mean(axis=0), atol=1e-3)
     assert mean.curves.num_segments == 4
 

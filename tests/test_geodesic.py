@@ -6,6 +6,7 @@ import pytest
 
 import latentgeo as lg
 from helpers import (
+    LOCAL,
     ConformalSphere,
     InverseStereographic,
     Linear,
@@ -42,10 +43,12 @@ def test_one_member_of_an_ensemble_as_a_pullback_decoder(getkey):
     metric = lg.PullbackMetric(ensemble.member(1), latent_dim=2)
     weight = np.asarray(ensemble.params.weight[1])
     points = jnp.array([[0.1, 0.2], [1.0, -0.5], [-0.3, 0.8]])
-    result = lg.geodesic(metric, points[0], points[1])
+    result = lg.geodesic(metric, points[0], points[1], solver=LOCAL)
     exact = np.linalg.norm(weight @ np.asarray(points[1] - points[0]))
     np.testing.assert_allclose(result.length, exact, rtol=1e-5)
-    distances = lg.pairwise_distances(metric, points, progress=False)
+    distances = lg.pairwise_distances(
+        metric, points, init=lg.StraightStart(), solver=LOCAL, progress=False
+    )
     steps = np.asarray(points[:, None] - points[None])
     np.testing.assert_allclose(
         distances, np.linalg.norm(steps @ weight.T, axis=-1), rtol=1e-5, atol=1e-6
@@ -80,6 +83,7 @@ def test_length_is_the_fine_metric_length_of_the_curve(getkey):
             z0,
             z1,
             energy=energy,
+            solver=LOCAL,
             discretisation=lg.Discretisation(num_points=16),
         )
         fine = result.curve(jnp.linspace(0, 1, lg.LENGTH_POINTS))

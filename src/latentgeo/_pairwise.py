@@ -237,15 +237,17 @@ def _solve_from_starts(
     ends = [placement.shard(points[index]) for index in (rows, cols)]
     found = []
     for source in sources:
-        params, skip = source(ids, rows, cols), None
-        if params is not None and found:
-            # A pair this source has no curve for is not solved again (one
+        params, start, skip = source(ids, rows, cols), None, None
+        if params is not None:
+            # A pair a later source has no curve for is not solved again (one
             # pair at a time) or restarts from its best curve (in lockstep).
+            # Every source with curves passes `skip`: one compilation for all.
             params = np.asarray(params)
-            none = np.all(np.isnan(params), axis=(1, 2))
-            params = np.where(none[:, None, None], _shortest(found)["params"], params)
-            skip = placement.shard(none)
-        start = None if params is None else placement.shard(params)
+            none = np.all(np.isnan(params), axis=(1, 2)) & bool(found)
+            if none.any():
+                best = _shortest(found)["params"]
+                params = np.where(none[:, None, None], best, params)
+            start, skip = placement.shard(params), placement.shard(none)
         found.append(solve_chunk(placement, metric, *ends, start, *settings, skip))
     best = _shortest(found)
     return dict(
