@@ -33,6 +33,8 @@ options = dict(
     progress=False,
     discretisation=lg.Discretisation(num_points=16),
     init=lg.GraphStart(neighbours=3),
+    # The sharding is the subject, not the solver's per-pair lattice check.
+    solver=lg.AutoSolver(least_squares=lg.Escalating()),
 )
 """
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
-from helpers import Linear, default_float
+from helpers import LOCAL, Linear, default_float
 
 LINEAR = lg.PullbackMetric(Linear(jnp.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]])))
 
@@ -82,6 +82,7 @@ def test_graph_start_any_batch_size_and_checkpoint(tmp_path):
     points = _points(7, seed=3)
     options = dict(
         init=lg.GraphStart(neighbours=3),
+        solver=LOCAL,  # the start and the store are the subject
         progress=False,
         discretisation=lg.Discretisation(num_points=16),
     )

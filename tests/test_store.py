@@ -19,12 +19,18 @@ import jax.numpy as jnp
 import numpy as np
 
 import latentgeo as lg
-from helpers import Linear
+from helpers import LOCAL, Linear
 
 matrix = np.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]], np.float32)
 metric = lg.PullbackMetric(Linear(jnp.asarray(matrix)))
 points = np.random.default_rng(0).uniform(-1, 1, (20, 2)).astype(np.float32)
-options = dict(progress=False, discretisation=lg.Discretisation(max_steps=100))
+# The store is the subject: the straight start and the local solver suffice.
+options = dict(
+    progress=False,
+    init=lg.StraightStart(),
+    solver=LOCAL,
+    discretisation=lg.Discretisation(max_steps=100),
+)
 """
 
 
