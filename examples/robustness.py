@@ -421,7 +421,9 @@ def fit_metric(
 def _start(name: str, train_codes: Array) -> lg.AbstractStart:
     """The starting curves of `name` (one of `STARTS`)."""
     if name == "global" and train_codes.shape[1] == 2:
-        return lg.LatticeStart()  # one lattice over the test codes serves all pairs
+        # One lattice over the test codes serves all pairs; 256 cells, the 0.2
+        # default, as every committed run used.
+        return lg.LatticeStart(cells=256)
     if name == "straight":
         return lg.StraightStart()
     if name in ("shortest", "global"):

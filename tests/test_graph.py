@@ -110,6 +110,23 @@ def test_graph_estimate_is_the_graph_distance_with_fitted_paths():
     np.testing.assert_allclose(asked.lengths, [exact[5, 1]], rtol=1e-5)
 
 
+@pytest.mark.parametrize("latent_dim", [2, 3])
+def test_default_graph_estimate_of_two_points_is_their_distance(latent_dim):
+    """With no graph named, two points get their distance: in 2-D the default
+    lattice also joins each point to its nearest query points, above the
+    neighbour graph takes every other point as neighbour, so for a linear
+    decoder the straight edge between the two is the shortest path."""
+    matrix = jnp.asarray(
+        np.random.default_rng(2).normal(size=(4, latent_dim)), default_float()
+    )
+    metric = lg.PullbackMetric(Linear(matrix))
+    points = np.zeros((2, latent_dim), default_float())
+    points[1] = 1.0
+    estimate = lg.pairwise_graph_estimate(metric, points, progress=False)
+    exact = np.linalg.norm(np.asarray(matrix) @ points[1])
+    np.testing.assert_allclose(estimate.lengths, [exact], rtol=1e-5)
+
+
 def test_dijkstra_fields_are_graph_distances_and_kept_between_calls(monkeypatch):
     from latentgeo._distance_fields import DistanceFields
 

@@ -183,12 +183,34 @@ def test_non_converged_pairs_are_reported_not_fatal():
         result = lg.pairwise_geodesics(
             SPHERE,
             points,
+            init=lg.StraightStart(),
             solver=lg.LevenbergMarquardt(),  # the default would try again
-            discretisation=lg.Discretisation(max_steps=1),
+            discretisation=lg.Discretisation(max_steps=1),  # twice 1 < 3 needed
             progress=False,
         )
     assert not bool(result.converged[0, 1])
     assert bool(jnp.all(jnp.isfinite(result.distances)))
+
+
+def test_a_pair_stopped_short_is_solved_once_more_from_its_curve():
+    """With a step budget just below what the solver needs, the first attempt
+    stops short; the second, from its curve, reaches the great circle."""
+    z0, z1, exact = sphere_pair(120.0)
+    solver = lg.LevenbergMarquardt()
+    needed = int(lg.geodesic(SPHERE, z0, z1, solver=solver).num_steps)
+    budget = needed - 1
+    assert budget >= 1
+    result = lg.pairwise_geodesics(
+        SPHERE,
+        np.stack([z0, z1]),
+        init=lg.StraightStart(),
+        solver=solver,
+        discretisation=lg.Discretisation(max_steps=budget),
+        progress=False,
+    )
+    assert bool(result.pair_converged[0])
+    assert budget < int(result.num_steps[0]) <= 2 * budget
+    np.testing.assert_allclose(result.lengths[0], exact, rtol=1e-4)
 
 
 def test_bad_input():

@@ -304,11 +304,12 @@ def test_paper_preset():
 
 
 def test_global_start_is_one_lattice_in_2d_and_the_data_graph_above():
-    """`--starts global` is the library's all-pairs default start in 2-D (one
-    lattice over the codes); above 2-D it adds the path through the training
-    codes to the straight line; `--solver local` drops the per-pair lattice
-    check only."""
-    assert isinstance(robustness._start("global", np.zeros((4, 2))), lg.LatticeStart)
+    """`--starts global` is the 0.2 all-pairs default start in 2-D (one
+    256-cell lattice over the codes, as the committed runs used); above 2-D it
+    adds the path through the training codes to the straight line; `--solver
+    local` drops the per-pair lattice check only."""
+    lattice = robustness._start("global", np.zeros((4, 2)))
+    assert isinstance(lattice, lg.LatticeStart) and lattice.cells == 256
     codes = np.arange(12.0).reshape(4, 3)
     start = robustness._start("global", codes)
     assert isinstance(start, lg.ShortestOf)

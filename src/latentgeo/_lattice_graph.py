@@ -49,7 +49,7 @@ def lattice_paths(
     metric: AbstractMetric,
     points: Float[ArrayLike, "N d"],
     *,
-    cells: int = 256,
+    cells: int = 512,
     margin: float = 0.25,
     neighbours: int = 10,
     edge_points: int = 16,
@@ -74,7 +74,7 @@ def lattice_paths(
     - `metric`: any [`AbstractMetric`][latentgeo.AbstractMetric] of a
       two-dimensional latent space.
     - `points`: `(N, 2)` query points, $N \ge 2$.
-    - `cells`: lattice cells along the box's side (256).
+    - `cells`: lattice cells along the box's side (512).
     - `margin`: the box's margin on each side, a fraction of the points'
       extent (0.25).
     - `neighbours`: direct edges from each query point to its nearest query

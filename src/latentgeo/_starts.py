@@ -188,18 +188,18 @@ class LatticeStart(AbstractGraphStart):
 
     **Arguments:**
 
-    - `cells`: lattice cells along the box's side (256).
+    - `cells`: lattice cells along the box's side (512).
     - `margin`: the box's margin on each side, a fraction of the points'
       extent (0.25).
 
     **Example:**
 
     ```python
-    estimate = lg.pairwise_graph_estimate(metric, Z, lg.LatticeStart(cells=512))
+    estimate = lg.pairwise_graph_estimate(metric, Z, lg.LatticeStart(cells=1024))
     ```
     """
 
-    cells: int = eqx.field(static=True, default=256)
+    cells: int = eqx.field(static=True, default=512)
     margin: float = eqx.field(static=True, default=0.25)
 
     def __check_init__(self):
@@ -255,7 +255,7 @@ class TwoRoutes(AbstractStart):
     **Arguments:**
 
     - `graph`: the graph, an [`AbstractGraphStart`][latentgeo.AbstractGraphStart]
-      (by default [`LatticeStart(cells=512)`][latentgeo.LatticeStart]); built
+      (by default [`LatticeStart()`][latentgeo.LatticeStart], 512 cells); built
       once for both routes.
     - `separation`: how far the second route's via node lies from the shortest
       path, a fraction of the pair's Euclidean distance (0.1).
@@ -270,7 +270,7 @@ class TwoRoutes(AbstractStart):
     ```
     """
 
-    graph: AbstractGraphStart = LatticeStart(cells=512)
+    graph: AbstractGraphStart = LatticeStart()
     separation: float = eqx.field(static=True, default=0.1)
     slack: float = eqx.field(static=True, default=0.01)
 
