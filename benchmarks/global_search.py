@@ -20,6 +20,11 @@ after compilation) and is scored by `metric.curve_length` on 1,025 points:
   256-cell lattice over the query points' box, then the local solver from
   each path.
 
+In 2-D the lattice of `pairwise` and `dense` has `--cells` cells (256, the 0.2
+default; the results before `--cells` existed all used 256, except
+`global_relu-rbf_175.json`, run with the 512 cells that `lattice_paths` then
+defaulted to, as `--cells 512` gives).
+
 Start dependence: the share of pairs whose `geodesic` answer (from the straight
 line) and `pairwise` answer (from the graph path) differ by more than 0.1%.
 
@@ -263,6 +268,7 @@ def main():
     parser.add_argument("--routes", action="store_true")
     parser.add_argument("--separation", type=float, default=0.1)
     parser.add_argument("--slack", type=float, default=0.01)
+    parser.add_argument("--cells", type=int, default=256)
     args = parser.parse_args()
     if args.routes:
         report = routes(args.model, args.pairs, args.separation, args.slack)
@@ -279,7 +285,11 @@ def main():
     rows, cols, picks, z0s, z1s = _picked_pairs(query, args.pairs)
     two_d = metric.latent_dim == 2
     start = time.process_time()
-    graph = lg.lattice_paths(metric, query) if two_d else lg.graph_paths(metric, query)
+    graph = (
+        lg.lattice_paths(metric, query, cells=args.cells)
+        if two_d
+        else lg.graph_paths(metric, query)
+    )
     graph_seconds = time.process_time() - start
     graph_inits = graph.init_curves(rows[picks], cols[picks]).params
     fine = lg.Discretisation(num_segments=32, num_points=128)
@@ -322,6 +332,7 @@ def main():
     report = {
         "model": args.model + ("-rbf" if args.rbf else ""),
         "pairs": len(picks),
+        "lattice_cells": args.cells if two_d else None,
         "graph_cpu_seconds_all_pairs": graph_seconds,
         "graph_estimate_vs_pairwise": _excess(
             graph.distances[rows[picks], cols[picks]].astype(np.float64),
