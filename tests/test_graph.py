@@ -171,3 +171,12 @@ def test_dijkstra_fields_are_graph_distances_and_kept_between_calls(monkeypatch)
     )
     assert found.any() and found.tolist() == found_again.tolist()
     np.testing.assert_allclose(fresh.params, reused.params, atol=1e-5)
+    # So are shortest paths' curves, and the two share the kept fields.
+    shared = DistanceFields(graph)
+    first = graph.init_curves(rows, cols, 8, fields=shared)
+    np.testing.assert_allclose(
+        graph.init_curves(rows, cols, 8).params, first.params, atol=1e-5
+    )
+    asked.clear()
+    graph.alternative_curves(rows, cols, 8, slack=0.2, fields=shared)
+    assert asked == [[14]]  # only the column point not yet a row

@@ -92,6 +92,8 @@ class GraphPaths(eqx.Module):
         rows: Int[np.ndarray, " B"],
         cols: Int[np.ndarray, " B"],
         num_segments: int = 10,
+        *,
+        fields: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> CubicSpline:
         """Starting curves for the pairs `(rows[b], cols[b])`: each graph path,
         resampled at uniform graph arc length, fitted by a cubic spline.
@@ -106,12 +108,16 @@ class GraphPaths(eqx.Module):
 
         - `rows`, `cols`: `(B,)` indices of query points, `rows != cols`.
         - `num_segments`: $n$, segments of the fitted splines.
+        - `fields`: as for
+          [`alternative_curves`][latentgeo.GraphPaths.alternative_curves]:
+          the query points' Dijkstra distances and predecessors, reused
+          between calls; by default `dijkstra`, afresh.
 
         **Returns:** a `CubicSpline` batched over the `B` pairs.
         """
         rows, cols = np.asarray(rows), np.asarray(cols)
         sources, which = np.unique(rows, return_inverse=True)
-        node_distances, predecessors = self.dijkstra(sources)
+        node_distances, predecessors = (fields or self.dijkstra)(sources)
         joined = np.isfinite(node_distances[which, cols])
         hops = _walk(predecessors, which, rows, np.where(joined, cols, rows))
         total = np.where(joined, node_distances[which, cols], 1.0)

@@ -290,15 +290,17 @@ class TwoRoutes(AbstractStart):
         self, metric, points, pairs, num_segments, progress
     ) -> list[CurveSource]:
         graph = self.graph.graph(metric, points, progress)
+        fields = DistanceFields(graph)  # each point's Dijkstra once per run
+        first = functools.partial(_graph_curves, graph, num_segments, fields=fields)
         second = functools.partial(
             _alternative_curves,
             graph,
-            DistanceFields(graph),  # each point's Dijkstra once per run
+            fields,
             num_segments,
             self.separation,
             self.slack,
         )
-        return [functools.partial(_graph_curves, graph, num_segments), second]
+        return [first, second]
 
     def default_solver(self) -> AbstractCurveSolver:
         """The local solver, `AutoSolver(least_squares=Escalating())`: the
@@ -331,8 +333,8 @@ def default_graph(latent_dim: int) -> AbstractGraphStart:
     return LatticeStart() if latent_dim == 2 else GraphStart()
 
 
-def _graph_curves(graph: GraphPaths, num_segments: int, ids, rows, cols):
-    return graph.init_curves(rows, cols, num_segments).params
+def _graph_curves(graph: GraphPaths, num_segments: int, ids, rows, cols, fields=None):
+    return graph.init_curves(rows, cols, num_segments, fields=fields).params
 
 
 class ShortestOf(AbstractStart):
