@@ -58,10 +58,10 @@ def pairwise_geodesics(
     """Geodesics between all unordered pairs of `points` (or the `pairs` asked),
     with their curves.
 
-    Each pair is solved once; pairs are processed in chunks of `batch_size` with
-    one jit-compiled [`geodesic`][latentgeo.geodesic] call per chunk (the last
-    chunk is padded, so there is one compilation), so memory is bounded whatever
-    `N`. The pairs of a chunk are sharded over `devices` (all of them by default:
+    Pairs are processed in chunks of `batch_size` with one jit-compiled
+    [`geodesic`][latentgeo.geodesic] call per chunk (the last chunk is padded,
+    so there is one compilation), so memory is bounded whatever `N`. The
+    pairs of a chunk are sharded over `devices` (all of them by default:
     every GPU of a machine, or of every host after `jax.distributed.initialize()`),
     each device solving its share. A pair whose kept curve stops short of
     convergence is solved once more from that curve, with a fresh step
@@ -262,12 +262,8 @@ def _solve_from_starts(
         )
         found.append(retry)
         better = again & np.isfinite(retry["lengths"])
-        best = {
-            key: np.where(
-                better.reshape((-1,) + (1,) * (value.ndim - 1)), retry[key], value
-            )
-            for key, value in best.items()
-        }
+        for key, value in best.items():  # fresh arrays from `_shortest`
+            value[better] = retry[key][better]
     return dict(
         lengths=best["lengths"],
         converged=best["converged"],
