@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import latentgeo as lg
+from helpers import InverseStereographic, default_float
 
 PROBLEM = """
 import equinox as eqx
@@ -126,3 +127,28 @@ def test_two_processes_equal_single_device(tmp_path):
         np.testing.assert_allclose(
             np.load(tmp_path / f"d{i}.npy"), expected, rtol=1e-5, atol=1e-6
         )
+
+
+def test_refilled_lockstep_slots_equal_one_pair_at_a_time():
+    # The sphere's geodesics, from straight lines: pairs of different lengths
+    # take different numbers of steps, so slots are refilled while others run.
+    sphere = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-0.9, 0.9, (6, 2)).astype(default_float())
+    options = dict(
+        init=lg.StraightStart(),
+        solver=lg.AutoSolver(least_squares=lg.Escalating()),
+        progress=False,
+        batch_size=15,
+    )
+    one = lg.pairwise_geodesics(sphere, points, vmap_size=1, **options)
+    slots = lg.pairwise_geodesics(sphere, points, vmap_size=4, **options)
+    assert len(set(np.asarray(one.num_steps).tolist())) > 1
+    np.testing.assert_array_equal(slots.num_steps, one.num_steps)
+    np.testing.assert_allclose(slots.lengths, one.lengths, rtol=1e-5)
+    z = points.astype(np.float64)
+    on_sphere = np.concatenate([2 * z, np.sum(z**2, 1, keepdims=True) - 1], 1)
+    on_sphere /= np.sum(z**2, 1, keepdims=True) + 1
+    exact = np.arccos(np.clip(on_sphere @ on_sphere.T, -1, 1))
+    np.testing.assert_allclose(slots.distances, exact, rtol=1e-3, atol=1e-6)
+    assert bool(slots.converged.all())

@@ -241,13 +241,73 @@ def test_two_routes_solves_from_the_second_route_and_keeps_the_shorter():
     one = lg.pairwise_geodesics(metric, points, init=init, **options)
     np.testing.assert_allclose(one.distances, under.distances, rtol=1e-6)
     assert one.num_steps[0] == under.num_steps[0]
-    # ... in lockstep it restarts from its converged first curve: a few steps.
+    # ... nor in refilled lockstep slots (a solver that runs as one loop) ...
     lockstep = lg.pairwise_geodesics(
         metric, points, init=init, vmap_size=None, **options
     )
     np.testing.assert_allclose(lockstep.distances, under.distances, rtol=1e-6)
+    assert lockstep.num_steps[0] == under.num_steps[0]
+    # ... and in lockstep groups of other solvers it restarts from its
+    # converged first curve: a few steps.
+    composed = dict(
+        options, solver=lg.WarmStart(lg.OptaxSolver(), lg.OptaxSolver(), warmup_steps=0)
+    )
+    under = lg.pairwise_geodesics(metric, points, init=TwoWaysRound(), **composed)
+    lockstep = lg.pairwise_geodesics(
+        metric, points, init=init, vmap_size=None, **composed
+    )
+    np.testing.assert_allclose(lockstep.distances, under.distances, rtol=1e-5)
     first, again = int(under.num_steps[0]), int(lockstep.num_steps[0])
     assert first < again < 1.5 * first
+
+
+def test_two_routes_probe_decides_whether_the_second_route_is_solved(tmp_path):
+    metric = Obstacles()
+    points = np.array([[-1.5, -0.1], [1.5, -0.1]], default_float())
+    pairs = np.tile([[0, 1]], (5, 1))  # the probe takes pairs 0 and 4
+    options = dict(
+        discretisation=lg.Discretisation(num_segments=8, max_steps=300),
+        solver=lg.OptaxSolver(),
+        progress=False,
+        pairs=pairs,
+    )
+    under = lg.pairwise_geodesics(metric, points, init=TwoWaysRound(), **options)
+    over = lg.pairwise_geodesics(metric, points, init=TwoWaysRound(2.9), **options)
+    assert over.lengths[0] < 0.97 * under.lengths[0]
+
+    def two_routes(min_shorter, **more):
+        init = lg.TwoRoutes(
+            TwoWaysRound(), slack=0.05, probe_pairs=2, min_shorter=min_shorter
+        )
+        return lg.pairwise_geodesics(metric, points, init=init, **options, **more)
+
+    # The second route was the shorter on both probe pairs: every pair solves it.
+    kept = two_routes(2)
+    np.testing.assert_allclose(kept.lengths, over.lengths, rtol=1e-6)
+    # Asked to be the shorter on three, it is solved on the probe's pairs only;
+    # the others cost one solve, from the first route.
+    path = tmp_path / "run.npz"
+    dropped = two_routes(3, checkpoint=path)
+    probe = np.array([0, 4])
+    rest = np.array([1, 2, 3])
+    np.testing.assert_allclose(dropped.lengths[probe], over.lengths[probe], rtol=1e-6)
+    np.testing.assert_allclose(dropped.lengths[rest], under.lengths[rest], rtol=1e-6)
+    np.testing.assert_array_equal(dropped.num_steps[rest], under.num_steps[rest])
+    np.testing.assert_array_equal(
+        dropped.num_steps[probe], under.num_steps[probe] + over.num_steps[probe]
+    )
+    # A resumed run follows the stored decision rather than probing again.
+    with np.load(path) as data:
+        stored = dict(data)
+    assert stored["kept_sources"].tolist() == [True, False]
+    stored["done"][rest] = False
+    np.savez(path, **stored)
+    resumed = two_routes(3, checkpoint=path)
+    np.testing.assert_allclose(resumed.lengths, dropped.lengths, rtol=1e-6)
+    stored["kept_sources"] = np.array([True, True])
+    np.savez(path, **stored)
+    resumed = two_routes(3, checkpoint=path)
+    np.testing.assert_allclose(resumed.lengths, over.lengths, rtol=1e-6)
 
 
 def test_bad_two_routes():
@@ -258,3 +318,7 @@ def test_bad_two_routes():
         lg.TwoRoutes(separation=0.0)
     with pytest.raises(ValueError, match="slack"):
         lg.TwoRoutes(slack=-0.1)
+    with pytest.raises(ValueError, match="probe_pairs"):
+        lg.TwoRoutes(probe_pairs=0)
+    with pytest.raises(ValueError, match="min_shorter"):
+        lg.TwoRoutes(min_shorter=0)

@@ -12,7 +12,7 @@ from ._discretisation import Discretisation
 from ._energy import AbstractEnergy, ExpectedEnergy
 from ._length_gradient import solved_length
 from ._metric import AbstractMetric, check_metric
-from ._solvers import RESULTS, AbstractCurveSolver, AutoSolver
+from ._solvers import RESULTS, AbstractCurveSolver, AutoSolver, Minimisation
 
 LENGTH_POINTS = 1025
 """Points (1024 segments) at which `GeodesicResult.length` is measured."""
@@ -177,6 +177,23 @@ def geodesic(
 def _geodesic(
     metric, z0, z1, *, init, solver, energy, discretisation, throw
 ) -> GeodesicResult:
+    z0, z1, start = prepared_ends(metric, z0, z1, init, discretisation)
+    times = discretisation.times(z0.dtype)
+    objective = curve_objective(metric, z0, z1, energy, times)
+    with jax.default_matmul_precision("highest"):
+        solution = solver.minimise(objective, start, discretisation.max_steps)
+        return solved(metric, z0, z1, solution, energy, times, throw)
+
+
+def prepared_ends(
+    metric: AbstractMetric,
+    z0: Float[ArrayLike, " d"],
+    z1: Float[ArrayLike, " d"],
+    init: CubicSpline | None,
+    discretisation: Discretisation,
+) -> tuple[Float[Array, " d"], Float[Array, " d"], Float[Array, "num_params d"]]:
+    """The checked end points of a solve, in the working dtype, and the
+    starting spline parameters (the straight line without `init`)."""
     dtype = working_dtype(metric, as_float(z0).dtype)
     z0 = checked_point(z0, metric.latent_dim, "z0", dtype)
     z1 = checked_point(z1, metric.latent_dim, "z1", dtype)
@@ -188,19 +205,40 @@ def _geodesic(
         z0 = eqx.error_if(
             z0, mismatch, "`init` does not start at `z0` and end at `z1`."
         )
-    times = discretisation.times(z0.dtype)
-    objective = energy.objective(*_frozen((metric, z0, z1)), times)
-    start = jax.lax.stop_gradient(init.params.astype(z0.dtype))
-    with jax.default_matmul_precision("highest"):
-        solution = solver.minimise(objective, start, discretisation.max_steps)
-        # From a point to itself the geodesic is the constant curve, exactly.
-        same = jnp.all(z0 == z1)
-        params = jax.lax.stop_gradient(solution.params)
-        params = jnp.where(same, jnp.zeros_like(params), params)
-        curve = CubicSpline(z0, z1, params)
-        fine_times = jnp.linspace(0.0, 1.0, LENGTH_POINTS, dtype=z0.dtype)
-        length = solved_length((metric, z0, z1), params, energy, times, fine_times)
-        length = jnp.where(same, 0.0, length)
+    return z0, z1, jax.lax.stop_gradient(init.params.astype(z0.dtype))
+
+
+def curve_objective(
+    metric: AbstractMetric,
+    z0: Float[Array, " d"],
+    z1: Float[Array, " d"],
+    energy: AbstractEnergy,
+    times: Float[Array, " T"],
+):
+    """The objective a solver minimises between `z0` and `z1`; its arrays carry
+    no gradient (the solver's loop is never differentiated)."""
+    return energy.objective(*_frozen((metric, z0, z1)), times)
+
+
+def solved(
+    metric: AbstractMetric,
+    z0: Float[Array, " d"],
+    z1: Float[Array, " d"],
+    solution: Minimisation,
+    energy: AbstractEnergy,
+    times: Float[Array, " T"],
+    throw: bool,
+) -> GeodesicResult:
+    """The `GeodesicResult` of a solver's `solution`: its curve, measured on
+    `LENGTH_POINTS` (differentiably), and its outcome."""
+    # From a point to itself the geodesic is the constant curve, exactly.
+    same = jnp.all(z0 == z1)
+    params = jax.lax.stop_gradient(solution.params)
+    params = jnp.where(same, jnp.zeros_like(params), params)
+    curve = CubicSpline(z0, z1, params)
+    fine_times = jnp.linspace(0.0, 1.0, LENGTH_POINTS, dtype=z0.dtype)
+    length = solved_length((metric, z0, z1), params, energy, times, fine_times)
+    length = jnp.where(same, 0.0, length)
     # A curve that meets NaN or inf has no length: NaN, and never a success.
     finite = jnp.isfinite(length)
     length = jnp.where(finite, length, jnp.nan)

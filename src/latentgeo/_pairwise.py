@@ -26,6 +26,7 @@ from ._energy import AbstractEnergy, ExpectedEnergy
 from ._geodesic import check_settings
 from ._metric import AbstractMetric, check_metric
 from ._pairwise_result import PairwiseResult, assemble, checked_pairs, warn_failures
+from ._probe import kept_sources, probe_ids
 from ._sharding import Placement, place, solve_chunk
 from ._solvers import AbstractCurveSolver
 from ._starts import (
@@ -117,12 +118,20 @@ def pairwise_geodesics(
       On a CPU, `XLA_FLAGS=--xla_force_host_platform_device_count=<cores>` (set
       before importing jax) makes one device per core, and so solves that many
       pairs at once.
-    - `vmap_size`: pairs per device solved in lockstep under `jax.vmap`. `None`:
-      the device's whole share of the chunk (best on GPUs, which reward wide
-      batches). `1`: one pair after the other (`jax.lax.map`), which is fastest
-      on CPUs: a lockstep batch runs until its slowest pair converges, and under
-      `vmap` the solvers' conditionals (line searches) evaluate both branches.
-      `"auto"` (default): `1` on CPU devices, else `None`.
+    - `vmap_size`: pairs per device solved in lockstep under `jax.vmap`. With
+      a solver that runs as one loop (`TwoRoutes`' default `Escalating`,
+      `LevenbergMarquardt`, `OptaxSolver`) these are slots: as soon as a
+      slot's pair stops, the slot takes the next pair of the device's share,
+      so a batch pays for the steps its pairs need, not for its slowest pair's
+      steps times its size. Other solvers (`LatticeSearch`, `WarmStart`) are
+      solved in groups of `vmap_size`, one group after the other, each running
+      until its slowest pair stops. `None`: the device's whole share of the
+      chunk at once (wide batches, for GPUs; no slot is refilled). `1`: one
+      pair after the other (`jax.lax.map`), which is fastest on CPUs, where a
+      lockstep batch gains little parallelism and under `vmap` the solvers'
+      conditionals (line searches) evaluate both branches. `"auto"`
+      (default): `1` on CPU devices, else `None`. What each costs is measured
+      on the [performance page](../performance.md#batching).
 
     **Returns:** a [`PairwiseResult`][latentgeo.PairwiseResult].
 
@@ -174,11 +183,10 @@ def pairwise_geodesics(
             placement.replicate(metric),
             points,
             pairs,
-            sources,
             (solver, energy, discretisation),
         )
         batch = placement.round_up(min(batch_size, len(pairs)))
-        _solve_pending(state, solve, batch, checkpoint, digests, progress)
+        _solve_pending(state, solve, sources, batch, checkpoint, digests, progress)
     warn_failures(state["lengths"], state["converged"])
     return assemble(points, pairs, state)
 
@@ -191,36 +199,60 @@ def _open_store(checkpoint, digests, num_pairs, params_shape) -> dict:
     return state
 
 
+Solve = Callable[[list[CurveSource], np.ndarray], tuple[dict, np.ndarray]]
+
+
 def _solve_pending(
     state: dict,
-    solve: Callable[[np.ndarray], dict],
+    solve: Solve,
+    sources: list[CurveSource],
     batch: int,
     checkpoint: str | os.PathLike | None,
     digests: dict[str, str],
     progress: bool,
 ) -> None:
     """Solve the pairs of `state` not yet done, `batch` at a time, recording each
-    chunk in `state` and, from process 0, in the checkpoint."""
-    pending = np.flatnonzero(~state["done"])
+    chunk in `state` and, from process 0, in the checkpoint; the probe's pairs
+    (`latentgeo._probe`) first, as one unit, which decides the sources of the
+    others."""
     total = state["done"].size
     bar = tqdm(
         total=total,
-        initial=total - pending.size,
+        initial=np.count_nonzero(state["done"]),
         disable=not progress,
         desc="geodesics",
         unit="pair",
     )
-    with bar:
-        for chunk, count in padded_chunks(pending.size, batch):
-            ids = pending[chunk]  # the last chunk repeats pairs: one shape
-            found = solve(ids)
-            done = ids[:count]
+
+    def save():
+        if checkpoint is not None and jax.process_index() == 0:
+            save_state(checkpoint, digests, state)
+
+    def solve_and_record(ids, sources, each_chunk):
+        lengths = []
+        for chunk, count in padded_chunks(ids.size, batch):
+            found, by_source = solve(sources, ids[chunk])  # padded: one shape
+            done = ids[chunk][:count]
             for key, value in found.items():
                 state[key][done] = value[:count]
             state["done"][done] = True
-            if checkpoint is not None and jax.process_index() == 0:
-                save_state(checkpoint, digests, state)
+            lengths.append(by_source[:, :count])
+            if each_chunk:
+                save()
             bar.update(count)
+        return np.concatenate(lengths, axis=1) if lengths else None
+
+    with bar:
+        if "kept_sources" not in state:
+            probe = probe_ids(sources, total)
+            lengths = solve_and_record(probe[~state["done"][probe]], sources, False)
+            keep = np.ones(len(sources), bool)  # nothing left to probe: keep all
+            state["kept_sources"] = (
+                keep if lengths is None else kept_sources(sources, lengths)
+            )
+            save()  # the probe's pairs and its decision, as one unit
+        kept = [s for s, keep in zip(sources, state["kept_sources"]) if keep]
+        solve_and_record(np.flatnonzero(~state["done"]), kept, True)
 
 
 def _solve_from_starts(
@@ -228,21 +260,23 @@ def _solve_from_starts(
     metric: AbstractMetric,
     points: np.ndarray,
     pairs: np.ndarray,
-    sources: list[CurveSource],
     settings: tuple[AbstractCurveSolver, AbstractEnergy, Discretisation],
+    sources: list[CurveSource],
     ids: np.ndarray,
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], Float[np.ndarray, "S B"]]:
     """Solve the pairs `ids` once per source of starting curves with the
     `(solver, energy, discretisation)` of `settings`; keep each pair's shortest
-    finite curve, and count the steps of all its solves."""
+    finite curve, and count the steps of all its solves. Also returns each
+    source's lengths (NaN where it had no curve of its own for a pair)."""
     rows, cols = pairs[ids, 0], pairs[ids, 1]
     ends = [placement.shard(points[index]) for index in (rows, cols)]
     found = []
     for source in sources:
         params, start, skip = source(ids, rows, cols), None, None
         if params is not None:
-            # A pair a later source has no curve for is not solved again (one
-            # pair at a time) or restarts from its best curve (in lockstep).
+            # A pair a later source has no curve for is not solved again (in
+            # lockstep groups of a solver that is not one loop it restarts
+            # from its best curve).
             # Every source with curves passes `skip`: one compilation for all.
             params = np.asarray(params)
             none = np.all(np.isnan(params), axis=(1, 2)) & bool(found)
@@ -264,12 +298,13 @@ def _solve_from_starts(
         better = again & np.isfinite(retry["lengths"])
         for key, value in best.items():  # fresh arrays from `_shortest`
             value[better] = retry[key][better]
-    return dict(
+    result = dict(
         lengths=best["lengths"],
         converged=best["converged"],
         params=best["params"],
         num_steps=sum(f["num_steps"] for f in found),
     )
+    return result, np.stack([f["lengths"] for f in found[: len(sources)]])
 
 
 def _shortest(found: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -18,12 +18,19 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import ArrayLike
 
+from ._checks import select_tree
 from ._curve import CubicSpline
 from ._discretisation import Discretisation
 from ._energy import AbstractEnergy
-from ._geodesic import GeodesicResult, geodesic
+from ._geodesic import (
+    GeodesicResult,
+    curve_objective,
+    geodesic,
+    prepared_ends,
+    solved,
+)
 from ._metric import AbstractMetric
-from ._solvers import RESULTS, AbstractCurveSolver
+from ._solvers import RESULTS, AbstractCurveSolver, iteration_of, refill_solve
 
 _AXIS = "pairs"
 
@@ -84,10 +91,11 @@ def solve_chunk(
     its `lengths`, `converged`, `num_steps` and curve `params` on the host.
 
     A pair whose `skip` is true is not solved where pairs are solved one at a
-    time (`vmap_size=1`): it keeps its `init_params`, with NaN length, no
-    steps and `converged` false. In lockstep groups it is solved like the
-    others (a batched branch runs both sides), so its `init_params` must be a
-    usable start there too."""
+    time (`vmap_size=1`) or in refilled lockstep slots (a solver that runs as
+    one loop): it keeps its `init_params`, with NaN length, no steps and
+    `converged` false. In lockstep groups of other solvers it is solved like
+    the others (a batched branch runs both sides), so its `init_params` must
+    be a usable start there too."""
     out = _solve_chunk(
         metric,
         starts,
@@ -112,10 +120,13 @@ def _solve_chunk(
 ) -> GeodesicResult:
     """The shards run SPMD on every device of `mesh` (`jax.shard_map`); each
     device loops until its own pairs converge, without waiting for the others.
-    Within a shard, groups of `vmap_size` pairs are solved in lockstep under
-    `jax.vmap` (all of them if `None`), one group after the other
-    (`jax.lax.map`); one pair at a time, a pair marked in `skip` is not
-    solved."""
+    Within a shard, `vmap_size` pairs (all of them if `None`) are solved in
+    lockstep under `jax.vmap`: where the solver runs as one loop (the
+    default's `Escalating`, `LevenbergMarquardt`, `OptaxSolver`), in slots
+    refilled with the next pair as each pair stops
+    (`latentgeo._solvers._refill`); otherwise in groups, one after the other
+    (`jax.lax.map`). A pair marked in `skip` is not solved one pair at a time
+    or in refilled slots."""
     dynamic, static = eqx.partition(metric, eqx.is_array)
     solver, energy, discretisation = settings
 
@@ -135,6 +146,12 @@ def _solve_chunk(
                 throw=False,
             )
 
+        if vmap_size != 1:
+            refilled = _solve_refilled(
+                local_metric, starts, ends, init_params, skip, settings, vmap_size
+            )
+            if refilled is not None:
+                return refilled
         if vmap_size is None:
             in_axes = (0, 0, None if init_params is None else 0)
             return jax.vmap(solve, in_axes=in_axes)(starts, ends, init_params)
@@ -159,6 +176,47 @@ def _solve_chunk(
         out_specs=pairs,
         check_vma=False,
     )(dynamic, starts, ends, init_params, skip)
+
+
+def _solve_refilled(
+    metric, starts, ends, init_params, skip, settings, vmap_size
+) -> GeodesicResult | None:
+    """The shard's pairs solved in `vmap_size` lockstep slots (all pairs if
+    `None`), each refilled as its pair stops; `None` if the solver does not
+    run as one loop."""
+    solver, energy, discretisation = settings
+
+    def prepare(z0, z1, params):
+        init = None if params is None else CubicSpline(z0, z1, params)
+        return prepared_ends(metric, z0, z1, init, discretisation)
+
+    in_axes = (0, 0, None if init_params is None else 0)
+    z0s, z1s, params = jax.vmap(prepare, in_axes=in_axes)(starts, ends, init_params)
+    times = discretisation.times(z0s.dtype)
+
+    def make_objective(z0, z1):
+        return curve_objective(metric, z0, z1, energy, times)
+
+    found = iteration_of(
+        solver, make_objective(z0s[0], z1s[0]), discretisation.max_steps
+    )
+    if found is None:
+        return None
+    iteration, max_steps = found
+    num_pairs = z0s.shape[0]
+    skip = jnp.zeros(num_pairs, bool) if skip is None else skip
+    width = num_pairs if vmap_size is None else vmap_size
+    with jax.default_matmul_precision("highest"):
+        solutions = refill_solve(
+            iteration, make_objective, z0s, z1s, params, skip, max_steps, width
+        )
+        results = jax.vmap(
+            lambda z0, z1, solution: solved(
+                metric, z0, z1, solution, energy, times, False
+            )
+        )(z0s, z1s, solutions)
+    unsolved = jax.vmap(_unsolved)(z0s, z1s, params)
+    return jax.vmap(select_tree)(skip, unsolved, results)
 
 
 def _unsolved(z0, z1, params) -> GeodesicResult:

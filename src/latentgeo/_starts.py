@@ -23,6 +23,7 @@ from ._distance_fields import DistanceFields
 from ._graph import GraphPaths, graph_paths
 from ._lattice_graph import lattice_paths
 from ._metric import AbstractMetric
+from ._probe import ProbedSource
 from ._solvers import AbstractCurveSolver, AutoSolver, Escalating
 
 CurveSource = Callable[[np.ndarray, np.ndarray, np.ndarray], ArrayLike | None]
@@ -30,8 +31,9 @@ CurveSource = Callable[[np.ndarray, np.ndarray, np.ndarray], ArrayLike | None]
 pairs `ids` (rows of the run's `pairs`) joining `points[rows]` to
 `points[cols]`, or `None` for straight lines. A pair whose parameters are all
 NaN gets no curve of its own from this source: it keeps the best curve the
-run's earlier sources found for it (solved one pair at a time, it is not solved
-again; in lockstep batches it restarts from that curve)."""
+run's earlier sources found for it and is not solved again (in lockstep groups
+of a solver that is not one loop, such as `LatticeSearch`, it restarts from
+that curve)."""
 
 
 class AbstractStart(eqx.Module):
@@ -239,10 +241,18 @@ class TwoRoutes(AbstractStart):
     second route
     ([`alternative_curves`][latentgeo.GraphPaths.alternative_curves])
     passes through a lattice or graph node away from the shortest path. A
-    pair with no second route within `slack` is not solved again when pairs
-    are solved one at a time (CPUs); in lockstep batches (`vmap_size` above 1)
-    it restarts from its converged curve, a few steps. Each query point's
-    Dijkstra is run once per run and kept (up to 512 MiB).
+    pair with no second route within `slack` is not solved again (in lockstep
+    groups of a solver that is not one loop it restarts from its converged
+    curve, a few steps). Each query point's Dijkstra is run once per run and
+    kept (up to 512 MiB).
+
+    Whether the second route pays is measured on the run itself: it is solved
+    on a probe of `probe_pairs` pairs spread over the run's, which are solved
+    first, and on the other pairs only if it gave a geodesic more than 0.1%
+    shorter than the first route's on at least `min_shorter` of them. On
+    smooth decoders it rarely does, and the run then costs one solve per
+    pair. The decision is stored in the run's checkpoint, so a resumed run
+    keeps it.
 
     Two routes take the place of the default solver's per-pair lattice check,
     and make finer curves pay, so a run from this start that names no solver
@@ -261,6 +271,10 @@ class TwoRoutes(AbstractStart):
       path, a fraction of the pair's Euclidean distance (0.1).
     - `slack`: how much longer than the shortest path, in graph length, the
       second route may be (0.01).
+    - `probe_pairs`: pairs of the probe (128); `None` solves the second route
+      on every pair.
+    - `min_shorter`: probe pairs on which the second route must be the
+      shorter for the rest of the run to solve it (2).
 
     **Example:**
 
@@ -273,6 +287,8 @@ class TwoRoutes(AbstractStart):
     graph: AbstractGraphStart = LatticeStart()
     separation: float = eqx.field(static=True, default=0.1)
     slack: float = eqx.field(static=True, default=0.01)
+    probe_pairs: int | None = eqx.field(static=True, default=128)
+    min_shorter: int = eqx.field(static=True, default=2)
 
     def __check_init__(self):
         if not isinstance(self.graph, AbstractGraphStart):
@@ -284,6 +300,13 @@ class TwoRoutes(AbstractStart):
             raise ValueError(
                 "Need `separation` > 0 and `slack` >= 0, got "
                 f"{self.separation}, {self.slack}."
+            )
+        if (self.probe_pairs is not None and self.probe_pairs < 1) or (
+            self.min_shorter < 1
+        ):
+            raise ValueError(
+                "Need `probe_pairs` >= 1 (or None) and `min_shorter` >= 1, got "
+                f"{self.probe_pairs}, {self.min_shorter}."
             )
 
     def sources(
@@ -300,6 +323,8 @@ class TwoRoutes(AbstractStart):
             self.separation,
             self.slack,
         )
+        if self.probe_pairs is not None:
+            second = ProbedSource(second, self.probe_pairs, self.min_shorter)
         return [first, second]
 
     def default_solver(self) -> AbstractCurveSolver:

@@ -2,7 +2,9 @@
 rewritten atomically (`latentgeo._atomic.atomic_write`) after every chunk.
 
 The store holds one row per pair (done, length, converged, steps, curve), so a
-rerun solves exactly the pairs not yet done, whatever its `batch_size`. Next to
+rerun solves exactly the pairs not yet done, whatever its `batch_size`, and,
+once the run's probe is done (`latentgeo._probe`), which of the starts'
+sources of curves solve the other pairs. Next to
 them it keeps one digest per component of the run (`latentgeo._digest`): a rerun
 whose metric, solver, energy, starting curves, discretisation, points or pairs
 differ is refused with an error naming what changed, never resumed from stale
@@ -69,6 +71,8 @@ def load_state(path: str | os.PathLike, digests: dict[str, str], empty: dict) ->
                 )
             stored = {name: str(data[f"digest_{name}"]) for name in digests}
             state = {name: data[name] for name in _FIELDS}
+            if "kept_sources" in data:
+                state["kept_sources"] = data["kept_sources"].astype(bool)
     except Exception as error:
         raise ValueError(
             f"Cannot read the checkpoint {path}: {error}. Delete it to start afresh."
@@ -88,7 +92,9 @@ def load_state(path: str | os.PathLike, digests: dict[str, str], empty: dict) ->
                 f"{state[name].shape}, expected {empty[name].shape}. Delete it to "
                 "start afresh."
             )
-    return {name: state[name].astype(empty[name].dtype) for name in _FIELDS}
+    for name in _FIELDS:
+        state[name] = state[name].astype(empty[name].dtype)
+    return state
 
 
 def save_state(path: str | os.PathLike, digests: dict[str, str], state: dict) -> None:

@@ -319,6 +319,13 @@ class Escalating(AbstractCurveSolver):
     def minimise(
         self, objective: AbstractCurveObjective, params: PyTree, max_steps: int
     ) -> Minimisation:
+        escalation, total_steps = self.iteration(max_steps)
+        return iterative_solve(escalation, objective, params, total_steps)
+
+    def iteration(self, max_steps: int) -> tuple[AbstractIterativeSolver, int]:
+        """The one iteration that runs every phase under `max_steps`, and the
+        loop's cap on its steps (for loops other than `minimise`'s, such as
+        refilled lockstep slots)."""
         escalation = _Escalation(
             fast=self.fast,
             warmup=self.robust.warmup,
@@ -327,7 +334,7 @@ class Escalating(AbstractCurveSolver):
             warmup_steps=self.robust.warmup_steps,
             max_steps=max_steps,
         )
-        return iterative_solve(escalation, objective, params, escalation.total_steps)
+        return escalation, escalation.total_steps
 
 
 def _describe(solver: AbstractCurveSolver) -> str:

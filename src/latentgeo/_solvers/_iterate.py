@@ -72,7 +72,7 @@ class AbstractIterativeSolver(
         return iterative_solve(self, objective, params, max_steps)
 
 
-class _Carry(eqx.Module):
+class LoopCarry(eqx.Module):
     params: PyTree
     state: PyTree
     best_params: PyTree
@@ -103,29 +103,21 @@ def iterative_solve(
     `max_steps_reached`. The solver's `postprocess` then sees that record and
     the final state.
     """
+
+    def cond(carry: LoopCarry) -> Bool[Array, ""]:
+        return ~finished(solver, objective, carry, max_steps)
+
+    carry = start(solver, objective, params)
+    final = jax.lax.while_loop(cond, lambda c: advance(solver, objective, c), carry)
+    return conclude(solver, objective, final)
+
+
+def start(solver: AbstractIteration, objective: PyTree, params: PyTree) -> LoopCarry:
+    """The loop's carry before its first step from `params`."""
     state, first = solver.init(objective, params)
     dtype = jnp.result_type(*jtu.tree_leaves(params))
     best_params, best_value = _record(params, jnp.array(jnp.inf, dtype), first)
-
-    def done(carry: _Carry) -> Bool[Array, ""]:
-        return solver.terminate(objective, carry.params, carry.state)[0]
-
-    def cond(carry: _Carry) -> Bool[Array, ""]:
-        return (carry.num_steps < max_steps) & ~done(carry)
-
-    def body(carry: _Carry) -> _Carry:
-        params, state, evaluation = solver.step(objective, carry.params, carry.state)
-        best, value = _record(carry.best_params, carry.best_value, evaluation)
-        return _Carry(
-            params=params,
-            state=state,
-            best_params=best,
-            best_value=value,
-            num_steps=carry.num_steps + 1,
-            num_evaluations=carry.num_evaluations + evaluation.num_evaluations,
-        )
-
-    init = _Carry(
+    return LoopCarry(
         params=params,
         state=state,
         best_params=best_params,
@@ -133,7 +125,36 @@ def iterative_solve(
         num_steps=counter(0),
         num_evaluations=first.num_evaluations,
     )
-    final = jax.lax.while_loop(cond, body, init)
+
+
+def finished(
+    solver: AbstractIteration, objective: PyTree, carry: LoopCarry, max_steps: int
+) -> Bool[Array, ""]:
+    """Whether the loop stops at `carry`: the solver says so, or `max_steps`."""
+    done = solver.terminate(objective, carry.params, carry.state)[0]
+    return done | (carry.num_steps >= max_steps)
+
+
+def advance(
+    solver: AbstractIteration, objective: PyTree, carry: LoopCarry
+) -> LoopCarry:
+    """One step of the loop, recorded."""
+    params, state, evaluation = solver.step(objective, carry.params, carry.state)
+    best, value = _record(carry.best_params, carry.best_value, evaluation)
+    return LoopCarry(
+        params=params,
+        state=state,
+        best_params=best,
+        best_value=value,
+        num_steps=carry.num_steps + 1,
+        num_evaluations=carry.num_evaluations + evaluation.num_evaluations,
+    )
+
+
+def conclude(
+    solver: AbstractIteration, objective: PyTree, final: LoopCarry
+) -> Minimisation:
+    """The `Minimisation` of a loop that stopped at `final`."""
     stopped, verdict = solver.terminate(objective, final.params, final.state)
     result = RESULTS.where(stopped, verdict, RESULTS.max_steps_reached)
     value = jnp.where(jnp.isfinite(final.best_value), final.best_value, jnp.nan)

@@ -1,0 +1,61 @@
+"""The probe of an all-pairs run: whether a source of starting curves that
+costs a second solve per pair pays on this run, decided on a sample of its
+pairs.
+
+[`TwoRoutes`][latentgeo.TwoRoutes]' second route shortens a few percent of the
+geodesics of a ReLU decoder and almost none of a smooth one (measured on the
+performance page). Rather than deciding by the decoder's activation, the run
+measures it: the probe's pairs, spread evenly over the run's, are solved from
+every source; a [`ProbedSource`][latentgeo._probe.ProbedSource] is kept for
+the other pairs only if its geodesic came out shorter than every other
+source's on at least `min_shorter` of them.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+SHORTER = 1e-3
+"""A probed source counts as shorter on a pair where its length is below the
+other sources' best by more than this fraction."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbedSource:
+    """A source of starting curves solved on the probe's pairs, and on the
+    others only if it gave the shortest geodesic (by more than `SHORTER`) on at
+    least `min_shorter` of the probe's pairs."""
+
+    source: Callable  # a `latentgeo._starts.CurveSource`
+    probe_pairs: int
+    min_shorter: int
+
+    def __call__(self, ids, rows, cols):
+        return self.source(ids, rows, cols)
+
+
+def probe_ids(sources: list[Callable], num_pairs: int) -> np.ndarray:
+    """The run's pairs (indices into its `pairs`) on which its probed sources
+    are measured: the largest `probe_pairs` of them, spread evenly over the
+    run (so not all at one end point); none without a probed source."""
+    sizes = [s.probe_pairs for s in sources if isinstance(s, ProbedSource)]
+    if not sizes:
+        return np.zeros(0, int)
+    count = min(max(sizes), num_pairs)
+    return np.unique(np.round(np.linspace(0, num_pairs - 1, count)).astype(int))
+
+
+def kept_sources(sources: list[Callable], lengths: np.ndarray) -> np.ndarray:
+    """Which `sources` solve the pairs after the probe, from the probe's
+    `lengths` `(S, P)` (source by pair; NaN where a source had no curve for a
+    pair or its curve met NaN or inf): every source that is not probed, and a
+    probed one that was the shortest on at least its `min_shorter` pairs."""
+    finite = np.where(np.isnan(lengths), np.inf, lengths)
+    keep = np.ones(len(sources), bool)
+    for index, source in enumerate(sources):
+        if isinstance(source, ProbedSource):
+            others = np.delete(finite, index, axis=0).min(axis=0)
+            shorter = finite[index] < others * (1 - SHORTER)
+            keep[index] = np.count_nonzero(shorter) >= source.min_shorter
+    return keep
