@@ -152,3 +152,50 @@ def test_refilled_lockstep_slots_equal_one_pair_at_a_time():
     exact = np.arccos(np.clip(on_sphere @ on_sphere.T, -1, 1))
     np.testing.assert_allclose(slots.distances, exact, rtol=1e-3, atol=1e-6)
     assert bool(slots.converged.all())
+
+
+def test_lockstep_on_two_cpu_devices_finishes_with_the_great_circle():
+    # Two CPU devices on a two-core machine, each solving its pairs in lockstep:
+    # with jaxlib's batched LAPACK kernels every pool thread waited on the
+    # others and the run hung (latentgeo._linalg). A run that hangs again fails
+    # on the timeout.
+    script = textwrap.dedent(
+        """
+        import equinox as eqx
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+
+        import latentgeo as lg
+
+        class InverseStereographic(eqx.Module):
+            def __call__(self, z):
+                squared = jnp.sum(z**2)
+                return jnp.concatenate([2 * z, (squared - 1)[None]]) / (squared + 1)
+
+        assert jax.device_count() == 2, jax.devices()
+        sphere = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
+        points = np.random.default_rng(0).uniform(-1, 1, (5, 2)).astype(np.float32)
+        init = lg.TwoRoutes(lg.LatticeStart(cells=32))
+        for vmap_size in (None, 2):
+            result = lg.pairwise_geodesics(
+                sphere, points, init=init, vmap_size=vmap_size, progress=False
+            )
+            z = points.astype(np.float64)
+            squared = np.sum(z**2, 1, keepdims=True)
+            on_sphere = np.concatenate([2 * z, squared - 1], 1) / (squared + 1)
+            exact = np.arccos(np.clip(on_sphere @ on_sphere.T, -1, 1))
+            np.testing.assert_allclose(result.distances, exact, rtol=1e-3, atol=1e-6)
+            assert bool(result.converged.all())
+        print("two devices in lockstep: great circles")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=_environment(2),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "two devices in lockstep: great circles" in done.stdout

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from ._curve import CubicSpline
+from ._checks import HIGHEST
+from ._curve import CubicSpline, design_matrix
 from ._metric import AbstractMetric
 
 # Half of the 16 lattice directions, `(di, dj)`, each with `di >= 0`; the other
@@ -231,13 +232,21 @@ def path_to(
 
 def _fit(points: Array, along: Array, num_segments: int) -> CubicSpline:
     """The spline through the polyline `points` at times `along` (non-decreasing
-    in [0, 1]), resampled at uniform times first."""
-    times = jnp.linspace(0.0, 1.0, 4 * (num_segments + 1) + 1, dtype=points.dtype)
+    in [0, 1]), resampled at uniform times first and fitted in least squares
+    (as `CubicSpline.fit`). The uniform times make the fit a fixed linear map,
+    computed once while tracing: no LAPACK call per path, so none in a batch
+    (see `latentgeo._linalg`)."""
+    with jax.ensure_compile_time_eval():
+        times = jnp.linspace(0.0, 1.0, 4 * (num_segments + 1) + 1, dtype=points.dtype)
+        fit = jnp.linalg.pinv(design_matrix(times, num_segments, 0))
     samples = jax.vmap(lambda x: jnp.interp(times, along, x), in_axes=1, out_axes=1)(
         points
     )
     samples = samples.at[0].set(points[0]).at[-1].set(points[-1])
-    return CubicSpline.fit(samples, num_segments, times)
+    z0, z1 = points[0], points[-1]
+    line = z0[None] + times[:, None] * (z1 - z0)[None]
+    params = jnp.matmul(fit, samples - line, precision=HIGHEST)
+    return CubicSpline(z0, z1, params)
 
 
 def leaves_tube(

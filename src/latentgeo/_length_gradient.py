@@ -23,6 +23,7 @@ from jaxtyping import Array, Float, PyTree
 
 from ._curve import CubicSpline
 from ._energy import AbstractEnergy
+from ._linalg import solve
 from ._metric import AbstractMetric
 from ._objective import AbstractStochasticObjective
 
@@ -98,7 +99,7 @@ def _backward(cotangent, differentiable, params, energy, times, fine_times) -> P
         size = hessian.shape[0]
         ridge = 1e-10 * jnp.trace(hessian) / size + jnp.finfo(hessian.dtype).tiny
         regular = hessian + ridge * jnp.eye(size, dtype=hessian.dtype)
-        adjoint = jnp.linalg.solve(regular, length_params.reshape(-1))
+        adjoint = solve(regular, length_params.reshape(-1))
         adjoint = jnp.where(jnp.isfinite(adjoint), adjoint, 0.0)
         adjoint = adjoint.reshape(params.shape)
 

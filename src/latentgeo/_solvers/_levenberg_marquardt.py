@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
 from .._checks import HIGHEST, select_tree
+from .._linalg import loops_on_cpu, solve
 from .._objective import AbstractCurveObjective, AbstractLeastSquaresObjective
 from ._base import RESULTS, Evaluation
 from ._gauss_newton import GaussNewtonSystem, gauss_newton_system
@@ -36,7 +37,7 @@ def newton_decrement(system: GaussNewtonSystem) -> Float[Array, ""]:
     ridge = ridge + jnp.finfo(system.hessian.dtype).tiny
     g = system.gradient.reshape(-1)
     regular = system.hessian + ridge * jnp.eye(size, dtype=g.dtype)
-    return jnp.dot(g, jnp.linalg.solve(regular, g), precision=HIGHEST)
+    return jnp.dot(g, solve(regular, g), precision=HIGHEST)
 
 
 def _secant_update(
@@ -72,13 +73,16 @@ def _damped_step(system: GaussNewtonSystem, correction: Array, damping: Array):
     diagonal = jnp.diag(hessian)
     floor = 1e-9 * jnp.mean(diagonal) + jnp.finfo(hessian.dtype).tiny
     damped = hessian + damping * jnp.diag(diagonal + floor)
-    gradient = system.gradient.reshape(-1)
+    return _corrected_or_plain(damped, correction, system.gradient.reshape(-1))
+
+
+@loops_on_cpu
+def _corrected_or_plain(damped: Array, correction: Array, gradient: Array) -> Array:
+    """$-(D + S)^{-1} g$ by Cholesky where $D + S$ is positive definite, else
+    $-D^{-1} g$."""
     factor = jnp.linalg.cholesky(damped + correction)
     usable = jnp.all(jnp.isfinite(factor))
     corrected = -jax.scipy.linalg.cho_solve((factor, True), gradient)
-    # One LAPACK call at a time: jaxlib's batched CPU kernels (under `vmap`)
-    # can deadlock XLA's thread pool when two of them run concurrently.
-    _, damped = jax.lax.optimization_barrier((factor, damped))
     plain = -jnp.linalg.solve(damped, gradient)
     return jnp.where(usable, corrected, plain)
 
