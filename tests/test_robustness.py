@@ -236,7 +236,7 @@ def test_paper_protocol_runs_and_reports_both_estimators(tmp_path):
         **{
             k: getattr(TINY, k)
             for k in ("num_members", "hidden_sizes", "num_seeds", "max_epochs")
-            + ("num_centers", "num_segments", "max_steps")
+            + ("num_centers", "num_segments", "max_steps", "starts")
         },
         num_pairs=6,
         patience=3,
