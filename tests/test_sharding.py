@@ -49,6 +49,19 @@ def _environment(devices_per_process):
     return env
 
 
+def _run_script(script: str, num_devices: int, timeout: int) -> str:
+    """Run `script` in a fresh process on `num_devices` CPU devices; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=_environment(num_devices),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 def _single_device_distances():
     namespace = {}
     exec(PROBLEM, namespace)
@@ -73,15 +86,7 @@ def test_sharded_matrix_equals_single_device():
         print("sharded == single")
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=_environment(4),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "sharded == single" in done.stdout
+    assert "sharded == single" in _run_script(script, 4, timeout=600)
 
 
 def test_two_processes_equal_single_device(tmp_path):
@@ -190,12 +195,6 @@ def test_lockstep_on_two_cpu_devices_finishes_with_the_great_circle():
         print("two devices in lockstep: great circles")
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=_environment(2),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    assert "two devices in lockstep: great circles" in _run_script(
+        script, 2, timeout=300
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "two devices in lockstep: great circles" in done.stdout
