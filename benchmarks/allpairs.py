@@ -46,6 +46,7 @@ def main(model, n, refine, init, batch_size, neighbours):
         "graph": graph,
         "straight": lg.StraightStart(),
         "shortest": lg.ShortestOf(lg.StraightStart(), graph),
+        "default": None,
     }
     if refine:
 
@@ -98,7 +99,10 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--refine", action="store_true")
     parser.add_argument(
-        "--init", default="graph", choices=["graph", "straight", "shortest"]
+        "--init",
+        default="graph",
+        choices=["graph", "straight", "shortest", "default"],
+        help="the start: `default` passes no `init` (the library's default)",
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--neighbours", type=int, default=10)

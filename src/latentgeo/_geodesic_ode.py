@@ -10,7 +10,6 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._checks import (
@@ -21,6 +20,7 @@ from ._checks import (
     working_dtype,
 )
 from ._geometry_results import GEOMETRY_RESULTS
+from ._linalg import positive_definite_solve
 from ._metric import AbstractMetric, AbstractPullbackMetric, check_metric
 
 
@@ -96,7 +96,7 @@ def geodesic_acceleration(
         tensor, force = _pullback_force(metric, z, v)
     else:
         tensor, force = _tensor_force(metric, z, v)
-    return -jsl.cho_solve(jsl.cho_factor(tensor), force)
+    return -positive_definite_solve(tensor, force)
 
 
 def _vector_field(t, state, metric):

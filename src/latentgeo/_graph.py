@@ -25,7 +25,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from tqdm import tqdm
 
 from ._checks import host_points, padded_chunks
-from ._curve import CubicSpline
+from ._curve import CubicSpline, design_matrix
 from ._metric import AbstractMetric, check_metric
 
 
@@ -309,8 +309,21 @@ def shortest_paths(
 
 
 @functools.partial(jax.jit, static_argnums=2)
-def _fit_paths(samples: Array, times: Array, num_segments: int) -> CubicSpline:
-    return jax.vmap(lambda p: CubicSpline.fit(p, num_segments, times))(samples)
+def _fit_paths(
+    samples: Float[Array, "paths m d"], times: Float[Array, " m"], num_segments: int
+) -> CubicSpline:
+    """`CubicSpline.fit` of every path at the shared `times`: one least-squares
+    problem with every path's coordinates as right-hand sides, so one
+    factorisation of the design matrix rather than a batch of them (batched
+    LAPACK calls can hang several CPU devices: see `latentgeo._linalg`)."""
+    num_paths, num_times, dim = samples.shape
+    z0, z1 = samples[:, 0], samples[:, -1]
+    line = z0[:, None] + times[None, :, None] * (z1 - z0)[:, None]
+    deviations = jnp.moveaxis(samples - line, 0, 1).reshape(num_times, -1)
+    design = design_matrix(times, num_segments, 0)
+    params, *_ = jnp.linalg.lstsq(design, deviations)
+    params = jnp.moveaxis(params.reshape(-1, num_paths, dim), 1, 0)
+    return CubicSpline(z0, z1, params.astype(samples.dtype))
 
 
 @eqx.filter_jit
