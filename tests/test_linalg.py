@@ -79,5 +79,5 @@ def test_positive_definite_solve_loops_and_differentiates_like_the_batched_solve
     assert all('num_batch_dims = "0"' in line for line in factorisations)
 
     # Not positive definite: NaN, as from Cholesky, not a plausible number.
-    indefinite = jnp.asarray(-matrices[0])
-    assert np.all(np.isnan(positive_definite_solve(indefinite, jnp.asarray(vectors[0]))))
+    indefinite, vector = jnp.asarray(-matrices[0]), jnp.asarray(vectors[0])
+    assert np.all(np.isnan(positive_definite_solve(indefinite, vector)))
