@@ -25,7 +25,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from tqdm import tqdm
 
 from ._checks import host_points, padded_chunks
-from ._curve import CubicSpline, design_matrix
+from ._curve import CubicSpline
 from ._metric import AbstractMetric, check_metric
 
 
@@ -312,18 +312,17 @@ def shortest_paths(
 def _fit_paths(
     samples: Float[Array, "paths m d"], times: Float[Array, " m"], num_segments: int
 ) -> CubicSpline:
-    """`CubicSpline.fit` of every path at the shared `times`: one least-squares
-    problem with every path's coordinates as right-hand sides, so one
-    factorisation of the design matrix rather than a batch of them (batched
+    """`CubicSpline.fit` of every path at the shared `times`, as one fit of all
+    paths' coordinates side by side (the fit treats coordinates independently):
+    one factorisation of the design matrix rather than a batch of them (batched
     LAPACK calls can hang several CPU devices: see `latentgeo._linalg`)."""
     num_paths, num_times, dim = samples.shape
-    z0, z1 = samples[:, 0], samples[:, -1]
-    line = z0[:, None] + times[None, :, None] * (z1 - z0)[:, None]
-    deviations = jnp.moveaxis(samples - line, 0, 1).reshape(num_times, -1)
-    design = design_matrix(times, num_segments, 0)
-    params, *_ = jnp.linalg.lstsq(design, deviations)
-    params = jnp.moveaxis(params.reshape(-1, num_paths, dim), 1, 0)
-    return CubicSpline(z0, z1, params.astype(samples.dtype))
+    side_by_side = jnp.moveaxis(samples, 0, 1).reshape(num_times, num_paths * dim)
+    fit = CubicSpline.fit(side_by_side, num_segments, times)
+    params = jnp.moveaxis(fit.params.reshape(-1, num_paths, dim), 1, 0)
+    return CubicSpline(
+        fit.z0.reshape(num_paths, dim), fit.z1.reshape(num_paths, dim), params
+    )
 
 
 @eqx.filter_jit
