@@ -19,6 +19,8 @@ after compilation) and is scored by `metric.curve_length` on 1,025 points:
 - `dense` (2-D): the dense-graph pipeline a user would write: Dijkstra on a
   256-cell lattice over the query points' box, then the local solver from
   each path;
+- `geodesic-lbfgs` (more than 2-D): `geodesic` with the gradient path
+  before `Preconditioned` (30 chord-scaled Adam steps, then L-BFGS);
 - `pairwise-data` (more than 2-D): `pairwise`'s start with the model's
   training codes as extra graph nodes
   (`ShortestOf(StraightStart(), GraphStart(extra_points=train_codes))`), the
@@ -77,6 +79,7 @@ import numpy as np
 import reference
 
 import latentgeo as lg
+from latentgeo._solvers._optax import chord_adam
 
 RESULTS = Path(__file__).parent / "results"
 # (lattice cells, spline segments, energy points) of `--resolution`
@@ -304,6 +307,11 @@ def main():
     fine_inits = graph.init_curves(rows[picks], cols[picks], 32).params
     local = lg.AutoSolver(least_squares=lg.Escalating())
     default = lg.AutoSolver()
+    # The gradient path before `Preconditioned` (30 chord-scaled Adam steps,
+    # then L-BFGS on the raw spline parameters).
+    unpreconditioned = lg.AutoSolver(
+        preconditioned=lg.WarmStart(chord_adam(), lg.OptaxSolver(), warmup_steps=30)
+    )
     plain = lg.Discretisation()
     methods = {
         "local": (local, None, plain),
@@ -317,6 +325,7 @@ def main():
         data_graph = lg.graph_paths(metric, query, extra_points=train)
         data_inits = data_graph.init_curves(rows[picks], cols[picks]).params
         methods["pairwise-data"] = (default, data_inits, plain)
+        methods["geodesic-lbfgs"] = (unpreconditioned, None, plain)
     found = {}
     for label, (solver, inits, discretisation) in methods.items():
         lengths, evaluations, converged, seconds, _ = _solve_all(

@@ -49,6 +49,7 @@ import reference
 
 import latentgeo as lg
 from latentgeo._atomic import atomic_write
+from latentgeo._solvers._optax import chord_adam
 
 RESULTS = Path(__file__).parent / "results"
 UNIT_POINTS = 256
@@ -80,8 +81,13 @@ METHODS = {
     "lbfgs": Method(_geodesic(solver=lg.OptaxSolver())),
     "lm": Method(_geodesic(solver=lg.LevenbergMarquardt())),  # with secant term
     "lm-plain": Method(_geodesic(solver=lg.LevenbergMarquardt(secant=False))),
-    # The default's choice beyond `max_gauss_newton_dim`, at every dimension.
+    # The default's choice for sums of squares beyond `max_gauss_newton_dim`
+    # (`Preconditioned`), at every dimension.
     "gradient": Method(_geodesic(solver=lg.AutoSolver(max_gauss_newton_dim=0))),
+    # That choice before `Preconditioned`: 30 chord-scaled Adam steps, L-BFGS.
+    "warm-lbfgs": Method(
+        _geodesic(solver=lg.WarmStart(chord_adam(), lg.OptaxSolver(), warmup_steps=30))
+    ),
     # The escalation's budget for the fast attempt (the default's is 20).
     "default-f30": Method(
         _geodesic(solver=lg.AutoSolver(lg.Escalating(fast_steps=30)))

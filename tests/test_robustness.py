@@ -318,3 +318,4 @@ def test_global_start_is_one_lattice_in_2d_and_the_data_graph_above():
     solver = robustness._solver("local")
     assert isinstance(solver.least_squares, lg.Escalating)
     assert solver.gradient_solver == lg.AutoSolver().gradient_solver
+    assert solver.preconditioned == lg.AutoSolver().preconditioned

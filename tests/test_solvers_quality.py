@@ -40,9 +40,9 @@ def test_auto_solver_chooses_by_the_objective(getkey):
             objective_of(ensemble, lg.DecorrelatedEnergy(key=getkey())),
             auto.stochastic,
         ),
-        "many dimensions": (
+        "sum of squares in many dimensions": (
             objective_of(wide, lg.ExpectedEnergy(), latent_dim=3),
-            auto.gradient_solver,
+            auto.preconditioned,
         ),
     }
     for name, (objective, expected) in choices.items():

@@ -72,6 +72,7 @@ from ._solvers import (
     LevenbergMarquardt as LevenbergMarquardt,
     Minimisation as Minimisation,
     OptaxSolver as OptaxSolver,
+    Preconditioned as Preconditioned,
     WarmStart as WarmStart,
 )
 from ._stability import (

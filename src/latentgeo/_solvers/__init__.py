@@ -18,4 +18,5 @@ from ._iterate import (
 from ._lattice_search import LatticeSearch as LatticeSearch
 from ._levenberg_marquardt import LevenbergMarquardt as LevenbergMarquardt
 from ._optax import OptaxSolver as OptaxSolver
+from ._preconditioned import Preconditioned as Preconditioned
 from ._refill import iteration_of as iteration_of, refill_solve as refill_solve

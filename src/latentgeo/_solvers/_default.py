@@ -14,6 +14,7 @@ from ._compose import WarmStart
 from ._escalating import Escalating
 from ._lattice_search import LatticeSearch
 from ._optax import OptaxSolver, chord_adam
+from ._preconditioned import Preconditioned
 
 
 def _robust_generic() -> WarmStart:
@@ -36,6 +37,9 @@ class AutoSolver(AbstractCurveSolver):
       iteration costs $d$ JVPs per curve point and member, so in more
       dimensions a gradient (one reverse pass) is cheaper (the threshold is
       chosen on the [performance page](../performance.md#latent-dimension)).
+    - A sum of squares in more dimensions: `preconditioned`, L-BFGS in the
+      coordinates that one Gauss–Newton matrix at the start makes
+      well conditioned ([`Preconditioned`][latentgeo.Preconditioned]).
     - Otherwise: `gradient_solver` (30 chord-scaled Adam steps, then L-BFGS).
 
     Why these choices, and how they compare, is measured on the
@@ -44,6 +48,7 @@ class AutoSolver(AbstractCurveSolver):
     **Arguments:**
 
     - `least_squares`: the solver for sums of squares in few dimensions.
+    - `preconditioned`: the solver for sums of squares in more dimensions.
     - `gradient_solver`: the solver for everything else deterministic.
     - `stochastic`: the solver for Monte Carlo energies.
     - `max_gauss_newton_dim`: the largest latent dimension given to
@@ -53,6 +58,7 @@ class AutoSolver(AbstractCurveSolver):
     least_squares: AbstractCurveSolver = eqx.field(
         default_factory=lambda: LatticeSearch(Escalating())
     )
+    preconditioned: AbstractCurveSolver = eqx.field(default_factory=Preconditioned)
     gradient_solver: AbstractCurveSolver = eqx.field(default_factory=_robust_generic)
     stochastic: AbstractCurveSolver = eqx.field(default_factory=OptaxSolver.paper_adam)
     max_gauss_newton_dim: int = eqx.field(static=True, default=2)
@@ -61,13 +67,11 @@ class AutoSolver(AbstractCurveSolver):
         """The solver this strategy uses for `objective` (decided at trace time)."""
         if isinstance(objective, AbstractStochasticObjective):
             return self.stochastic
-        latent_dim = objective.z0.shape[-1]
-        if (
-            isinstance(objective, AbstractLeastSquaresObjective)
-            and latent_dim <= self.max_gauss_newton_dim
-        ):
+        if not isinstance(objective, AbstractLeastSquaresObjective):
+            return self.gradient_solver
+        if objective.z0.shape[-1] <= self.max_gauss_newton_dim:
             return self.least_squares
-        return self.gradient_solver
+        return self.preconditioned
 
     def minimise(
         self, objective: AbstractCurveObjective, params: PyTree, max_steps: int
