@@ -75,9 +75,13 @@ class Preconditioned(AbstractCurveSolver):
 
     Costs one Gauss–Newton matrix ($d$ JVPs per curve point and member, counted
     as one evaluation) and one Cholesky factorisation of size $(n + 1) d$, then
-    `solver`'s iterations at their usual cost. Objectives that are not sums of
-    squares go to `solver` unchanged, and so do starts where the matrix has no
-    factor (a metric that is zero or not finite there).
+    `solver`'s iterations at their usual cost. Building the matrix holds the
+    features' Jacobians at every curve point, $(T + 1) d F$ numbers per pair
+    ($F$ features: members times data dimensions), which bounds how many pairs
+    a lockstep batch can take. Objectives that are not sums of squares go to
+    `solver` unchanged, and so do starts where the matrix has no factor (a
+    metric that is zero or not finite there). Measured against L-BFGS without
+    it on the [performance page](../performance.md#latent-dimension).
 
     **Arguments:**
 
