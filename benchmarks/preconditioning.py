@@ -1,11 +1,12 @@
 """The gradient path above 2-D with and without `Preconditioned`, on a decoder
 ensemble the benchmark zoo was not tuned on: the 50-D VAE ensemble of the
 robustness run at d = 50 (`examples/robustness.py`, paper protocol, all ten
-digits of the bundled MNIST subset, seed 0; ten `50 -> 64 -> 128 -> 256 -> 512
--> 784` decoders, Gaussian likelihood), trained once and cached with its test codes in
-`benchmarks/.cache/vae-d50-paper.{eqx,npy}` (about 7-10 minutes on this CPU).
+digits of the bundled MNIST subset, seed 0; ten ReLU `50 -> 64 -> 128 -> 256 ->
+512 -> 784` decoders, Gaussian likelihood), trained once and cached with its
+test codes in `benchmarks/.cache/vae-d50-paper.{eqx,npy}` (about 7-10 minutes
+on this CPU).
 
-Its pairs are the run's first `--pairs` of 100 (evenly spaced), solved from the
+Its pairs are `--pairs` of the run's 100 (evenly spaced), solved from the
 straight line with the run's discretisation (10 segments, 64 points, at most
 1,000 steps) one at a time inside one jitted `jax.lax.map`, after a compiling
 call; process CPU time per pair. Methods:
