@@ -91,6 +91,24 @@ def test_great_circles_of_a_stretched_five_sphere(solver):
     np.testing.assert_allclose(float(result.length), angle, rtol=5e-4)
 
 
+def test_distance_gradient_matches_the_great_circle_gradient():
+    r"""`jax.grad` of the default's length above 2-D (implicit, at the solved
+    curve) against the gradient of the closed form $\arccos(p(z_0) \cdot
+    q)$."""
+    dtype = default_float()
+    chart_map = StretchedSphere(jnp.asarray(STRETCH, dtype))
+    metric = lg.PullbackMetric(chart_map, latent_dim=DIM)
+    z0 = jnp.asarray(np.array([0.4, -0.3, 0.2, 0.5, -0.6]) / STRETCH, dtype)
+    z1 = jnp.asarray(np.array([-0.5, 0.2, 0.7, -0.1, 0.3]) / STRETCH, dtype)
+    gradient = eqx.filter_jit(
+        jax.grad(lambda a: lg.geodesic(metric, a, z1, throw=False).length)
+    )(z0)
+    closed_form = jax.grad(lambda a: jnp.arccos(chart_map(a) @ chart_map(z1)))(z0)
+    np.testing.assert_allclose(
+        gradient, closed_form, atol=2e-3 * float(jnp.max(jnp.abs(closed_form)))
+    )
+
+
 def test_reparametrisation_maps_back_through_the_factor():
     r"""`params_of(q)` is `origin + L^{-T} q`, checked against a dense inverse;
     the damped Gauss-Newton matrix in `q`, $J^T (H + \lambda I) J$ with $J$
