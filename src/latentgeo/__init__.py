@@ -66,6 +66,7 @@ from ._solvers import (
     AbstractCurveSolver as AbstractCurveSolver,
     AbstractIterativeSolver as AbstractIterativeSolver,
     AutoSolver as AutoSolver,
+    ConstantSpeedRestarts as ConstantSpeedRestarts,
     Escalating as Escalating,
     Evaluation as Evaluation,
     LatticeSearch as LatticeSearch,

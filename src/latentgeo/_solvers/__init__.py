@@ -8,6 +8,7 @@ from ._base import (
     counter as counter,
 )
 from ._compose import WarmStart as WarmStart
+from ._constant_speed import ConstantSpeedRestarts as ConstantSpeedRestarts
 from ._default import AutoSolver as AutoSolver
 from ._escalating import Escalating as Escalating
 from ._iterate import (

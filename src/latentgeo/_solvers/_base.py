@@ -32,8 +32,11 @@ class RESULTS(eqx.Enumeration):
     )
     stagnated = (
         "No step lowered the energy any more, but the convergence test had not "
-        "passed: the energy is too flat or too noisy at this precision. Try "
-        "float64 (`jax.config.update('jax_enable_x64', True)`) or another solver."
+        "passed. On ReLU decoders this is usually a kink of the energy (a curve "
+        "point on an activation boundary), where the gradient does not vanish "
+        "at a minimum; float64 does not change it. Otherwise the energy is too "
+        "flat or too noisy at this precision: try float64 "
+        "(`jax.config.update('jax_enable_x64', True)`) or another solver."
     )
     nonfinite = (
         "The curve energy became NaN or infinite. Check that the decoder is "

@@ -1,0 +1,140 @@
+"""Constant-speed restarts: each way of solving a pair, with and without
+`lg.ConstantSpeedRestarts` around its local solver, on the same pairs.
+
+For a model and a seeded sample of its pairs (`reference.pair_sample`), one pair
+at a time (a jitted `jax.lax.map`, CPU time after compilation), scored by
+`metric.curve_length` on 1,025 points:
+
+- `local`: `AutoSolver(least_squares=Escalating())` from the straight line
+  (above 2-D: `AutoSolver()`, whose `Preconditioned` is wrapped instead);
+- `geodesic` (2-D): a single `lg.geodesic` call's default, `AutoSolver()`
+  (`LatticeSearch(Escalating())`), from the straight line; wrapped:
+  `LatticeSearch(ConstantSpeedRestarts(Escalating()))`;
+- `pairwise`: `lg.pairwise_geodesics`' default for the pairs (in 2-D
+  `TwoRoutes` on 32-segment curves; above, the shorter of the straight and
+  the graph start), timed as a whole run over the pairs.
+
+(`pairwise` counts solver steps where the others count evaluations.) Each
+method runs as it is (`plain`) and with the restarts (`restarts`).
+Scored against the float64 reference where `reference.py` has one for the pair
+(`vs_reference`) and against the shortest curve any method found
+(`vs_best`). Also: evaluations (median), the share of pairs the restarts
+shorten by more than 0.1% and 1%, converged shares. `--rbf` scores the
+RBF-variance metric fitted to the model's first member (as in
+`global_search.py`). Results go to
+`benchmarks/results/constant_speed_<model>[-rbf]_<pairs>.json`.
+
+    PYTHONPATH=src:benchmarks python benchmarks/constant_speed.py relu --pairs 175
+    PYTHONPATH=src:benchmarks python benchmarks/constant_speed.py elu --pairs 175
+    PYTHONPATH=src:benchmarks python benchmarks/constant_speed.py relu --rbf
+"""
+
+import argparse
+import json
+import time
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+from global_search import RESULTS, _excess, _metric, _picked_pairs, _solve_all, _truth
+
+import latentgeo as lg
+
+
+def _solvers(two_d: bool) -> dict:
+    """`{method: (plain solver, with restarts)}` of the per-pair methods."""
+    if not two_d:
+        restarted = lg.ConstantSpeedRestarts(lg.Preconditioned())
+        return {"local": (lg.AutoSolver(), lg.AutoSolver(preconditioned=restarted))}
+    local = lg.ConstantSpeedRestarts(lg.Escalating())
+    return {
+        "local": (
+            lg.AutoSolver(least_squares=lg.Escalating()),
+            lg.AutoSolver(least_squares=local),
+        ),
+        "geodesic": (
+            lg.AutoSolver(),
+            lg.AutoSolver(least_squares=lg.LatticeSearch(local)),
+        ),
+    }
+
+
+def _pairwise(metric, query, rows, cols, solver):
+    """`pairwise_geodesics`' default start on the pairs, with `solver` (None:
+    the default's): lengths, solver steps, converged, CPU seconds per pair (the
+    second of two identical runs, so without compilation)."""
+    pairs = np.stack([rows, cols], axis=1)
+    for _ in range(2):
+        start = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unconverged pairs are counted below
+            result = lg.pairwise_geodesics(
+                metric, jnp.asarray(query), pairs=pairs, solver=solver, progress=False
+            )
+        seconds = (time.process_time() - start) / len(rows)
+    return (
+        np.asarray(result.lengths, np.float64),
+        np.asarray(result.num_steps),
+        np.asarray(result.pair_converged),
+        seconds,
+    )
+
+
+def _pairwise_solver(two_d: bool):
+    """The all-pairs default's local solver with restarts."""
+    if two_d:
+        return lg.AutoSolver(least_squares=lg.ConstantSpeedRestarts(lg.Escalating()))
+    return lg.AutoSolver(preconditioned=lg.ConstantSpeedRestarts(lg.Preconditioned()))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--pairs", default="175")
+    parser.add_argument("--rbf", action="store_true")
+    args = parser.parse_args()
+    metric, _, query = _metric(args.model, args.rbf)
+    rows, cols, picks, z0s, z1s = _picked_pairs(query, args.pairs)
+    truth = np.full(len(picks), np.nan) if args.rbf else _truth(args.model, picks)
+    two_d = metric.latent_dim == 2
+    straight = jnp.zeros((len(picks), 11, metric.latent_dim), z0s.dtype)
+    found = {}
+    for method, pair in _solvers(two_d).items():
+        for label, solver in zip(("plain", "restarts"), pair):
+            lengths, evaluations, converged, seconds, _ = _solve_all(
+                metric, solver, z0s, z1s, straight, lg.Discretisation()
+            )
+            found[f"{method}-{label}"] = (lengths, evaluations, converged, seconds)
+            print(method, label, f"{seconds:.3f} s/pair", flush=True)
+    for label, solver in (("plain", None), ("restarts", _pairwise_solver(two_d))):
+        found[f"pairwise-{label}"] = _pairwise(
+            metric, query, rows[picks], cols[picks], solver
+        )
+        print("pairwise", label, f"{found[f'pairwise-{label}'][3]:.3f} s/pair")
+    best = np.min(np.stack([f[0] for f in found.values()]), axis=0)
+    best = np.fmin(best, truth)
+    report = {"model": args.model + ("-rbf" if args.rbf else ""), "pairs": len(picks)}
+    for name, (lengths, evaluations, converged, seconds) in found.items():
+        report[name] = {
+            "cpu_seconds_per_pair": seconds,
+            "evaluations_median": float(np.median(evaluations)),
+            "converged": float(np.mean(converged)),
+            "vs_reference": _excess(lengths, truth),
+            "vs_best": _excess(lengths, best),
+        }
+        method = name.rsplit("-", 1)[0]
+        if name.endswith("restarts"):
+            change = 100 * (lengths / found[f"{method}-plain"][0] - 1)
+            report[name]["shorter_than_plain"] = {
+                "share_over_0.1_percent": float(np.mean(change < -0.1)),
+                "share_over_1_percent": float(np.mean(change < -1)),
+                "share_longer_over_0.1_percent": float(np.mean(change > 0.1)),
+                "most_percent": float(-np.min(change)),
+            }
+        print(name, json.dumps(report[name]), flush=True)
+    path = RESULTS / f"constant_speed_{report['model']}_{args.pairs}.json"
+    path.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
