@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import scipy.optimize
 
@@ -76,6 +77,27 @@ def test_refraction_at_a_relu_fold_reaches_snells_law(segments, points, toleranc
     assert float(plain.length) > 1.01 * truth  # the pinned local minimum
     assert bool(restarted.converged)
     assert truth <= float(restarted.length) <= (1 + tolerance) * truth
+
+
+def test_the_restarts_run_the_restart_solver():
+    """The first solve pinned at the fold (plain Levenberg–Marquardt), then
+    restarted by another solver: by Levenberg–Marquardt it reaches Snell's
+    length; by one that cannot move (gradient steps of size zero) the curve
+    stays as long as the pinned one, refitted, so the restarts are the
+    restart solver's, not the first solver's."""
+    dtype = default_float()
+    metric = lg.PullbackMetric(Fold(), latent_dim=2)
+    z0, z1 = np.array([-1.0, -0.7]), np.array([1.0, 0.9])
+    truth = snell_length(z0, z1)
+    ends = jnp.asarray(z0, dtype), jnp.asarray(z1, dtype)
+    first = lg.LevenbergMarquardt()
+    moved = solve(metric, *ends, lg.ConstantSpeedRestarts(first, restart_solver=first))
+    assert truth <= float(moved.length) <= 1.0015 * truth
+    frozen = lg.OptaxSolver(optax.sgd(0.0), patience=1)
+    unmoved = solve(
+        metric, *ends, lg.ConstantSpeedRestarts(first, restart_solver=frozen)
+    )
+    assert float(unmoved.length) > 1.01 * truth
 
 
 def test_a_flat_metric_refits_the_uniform_line():

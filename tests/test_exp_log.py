@@ -55,6 +55,8 @@ def test_log_on_the_sphere_is_the_closed_form(metric, options, angle):
     np.testing.assert_allclose(default, truth, rtol=0, atol=5e-5 * distance)
 
 
+# the boundary-value estimate stays in the default run (test_log_of_exp_round_trips).
+@pytest.mark.slow
 def test_default_geodesic_solver_gives_the_same_log():
     z0, z1, distance = sphere_pair(90, azimuth=0.4)
     truth = sphere_log(z0, z1)
@@ -145,6 +147,8 @@ def test_shooting_rejects_a_relu_decoder_whose_ode_misses_the_kinks():
     assert float(jnp.max(jnp.abs(boundary_value - (z1 - z0)))) > 1e-2
 
 
+# float64 exp/log stay in the default run (test_float64.py).
+@pytest.mark.slow
 def test_float64_is_tighter():
     with float64():
         z0, z1, distance = sphere_pair(120)

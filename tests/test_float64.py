@@ -123,6 +123,9 @@ def test_statistics_and_baselines_are_float64(getkey):
         assert_float64(rbf.tensor(latents[0]))
 
 
+# Mixed float32 / float64 promotion; float64 entry points stay in the
+# default run (test_geodesic_maps_are_float64, test_all_pairs_and_graphs_are_float64).
+@pytest.mark.slow
 def test_float32_points_with_a_float64_model_run_in_float64(getkey):
     """As `weights @ z` promotes: the model's float64, not float32 curves
     carried through float64 solver steps (JAX's standard promotion, the
@@ -140,6 +143,8 @@ def test_float32_points_with_a_float64_model_run_in_float64(getkey):
         lg.geodesic(metric, z0, z1)  # strict, as the suite runs
 
 
+# float32 under x64; the float32 default is the whole suite's.
+@pytest.mark.slow
 def test_a_float32_problem_under_x64_stays_float32():
     """float32 points and a metric without float64 arrays: float32 throughout,
     shooting included (optimistix's float64 trust region does not leak in)."""

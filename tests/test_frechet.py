@@ -117,6 +117,8 @@ def test_float64_with_shooting_is_tighter():
         np.testing.assert_allclose(res.mean, stereographic(CENTRE), atol=1e-8)
 
 
+# float64 Fréchet means stay in the default run (test_float64.py).
+@pytest.mark.slow
 def test_float64_symmetric_points_average_to_the_chart_origin():
     # Four points 0.8 rad from the south pole, the chart's origin, a quarter
     # turn apart; the start is halfway to one of them. The chart is rotationally

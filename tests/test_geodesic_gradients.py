@@ -5,6 +5,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import latentgeo as lg
 from helpers import InverseStereographic, Linear, float64, small_mlp, sphere_pair
@@ -111,6 +112,9 @@ def test_gradient_matches_finite_differences_on_a_trained_ensemble(getkey):
             np.testing.assert_allclose(d_z0[axis], numeric, rtol=1e-5, atol=1e-8)
 
 
+# gradients (finite differences, closed forms) and vmapped geodesics
+# (test_geodesic.py) stay in the default run.
+@pytest.mark.slow
 def test_gradient_under_vmap_equals_single_gradients():
     pairs = [sphere_pair(a, azimuth=b) for a, b in [(50, 0.2), (90, 0.7)]]
     z0 = jnp.stack([p[0] for p in pairs])

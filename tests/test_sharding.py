@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import latentgeo as lg
 from helpers import InverseStereographic, default_float
@@ -89,6 +90,8 @@ def test_sharded_matrix_equals_single_device():
     assert "sharded == single" in _run_script(script, 4, timeout=600)
 
 
+# two processes; one process over two devices stays in the default run.
+@pytest.mark.slow
 def test_two_processes_equal_single_device(tmp_path):
     """The `jax.distributed` recipe: two processes of two devices each, one call."""
     with socket.socket() as s:

@@ -88,7 +88,11 @@ class ConstantSpeedRestarts(AbstractCurveSolver):
 
     **Arguments:**
 
-    - `solver`: the local solver.
+    - `solver`: the first solve.
+    - `restart_solver`: the solver run from each reparametrised curve
+      (`solver` itself by default). With a global `solver`, such as
+      [`LatticeSearch`][latentgeo.LatticeSearch], a local one here restarts
+      only the route it chose.
     - `max_restarts`: at most this many restarts (3).
     - `rtol`: a restart that lowers the energy by less than this fraction
       ends them (1e-4).
@@ -99,6 +103,7 @@ class ConstantSpeedRestarts(AbstractCurveSolver):
     """
 
     solver: AbstractCurveSolver
+    restart_solver: AbstractCurveSolver | None = None
     max_restarts: int = eqx.field(static=True, default=3)
     rtol: float = eqx.field(static=True, default=1e-4)
     evenness: float = eqx.field(static=True, default=0.05)
@@ -129,9 +134,13 @@ class ConstantSpeedRestarts(AbstractCurveSolver):
         def going(state: _Round):
             return state.going & (state.restarts < self.max_restarts)
 
+        restart_solver = (
+            self.solver if self.restart_solver is None else self.restart_solver
+        )
+
         def restart(state: _Round) -> _Round:
             start, _ = reparametrised(state.best)
-            second = self.solver.minimise(objective, start, max_steps)
+            second = restart_solver.minimise(objective, start, max_steps)
             gain = state.best.value - second.value
             return _Round(
                 best=better_of(state.best, second),
