@@ -27,6 +27,13 @@ RBF-variance metric fitted to the model's first member (as in
     PYTHONPATH=src:benchmarks python benchmarks/constant_speed.py relu --pairs 175
     PYTHONPATH=src:benchmarks python benchmarks/constant_speed.py elu --pairs 175
     PYTHONPATH=src:benchmarks python benchmarks/constant_speed.py relu --rbf
+
+`--placement` compares where the restarts go, in 2-D: inside the lattice
+check (every local solve restarted, `inside`), or after it, restarting only
+the curve it chose (`after-<restart solver>[-1]`: `Escalating` or plain
+Levenberg–Marquardt, at most 3 restarts or 1), for a single `geodesic` and
+for `pairwise_geodesics` (`pairwise-*`). Results:
+`constant_speed_placement_<model>_<pairs>.json`.
 """
 
 import argparse
@@ -87,12 +94,84 @@ def _pairwise_solver(two_d: bool):
     return lg.AutoSolver(preconditioned=lg.ConstantSpeedRestarts(lg.Preconditioned()))
 
 
+def _placements() -> tuple[dict, dict]:
+    """`({label: solver} for single geodesics, {label: solver or None} for
+    pairwise_geodesics)`: the restarts inside or after the lattice check."""
+    lattice, restarts = lg.LatticeSearch, lg.ConstantSpeedRestarts
+    escalating, marquardt = lg.Escalating(), lg.LevenbergMarquardt()
+
+    def after(restart_solver, max_restarts):
+        return restarts(
+            lattice(escalating),
+            restart_solver=restart_solver,
+            max_restarts=max_restarts,
+        )
+
+    single = {
+        "default": lg.AutoSolver(),
+        "inside": lg.AutoSolver(least_squares=lattice(restarts(escalating))),
+        "after-escalating": lg.AutoSolver(least_squares=after(escalating, 3)),
+        "after-lm": lg.AutoSolver(least_squares=after(marquardt, 3)),
+        "after-escalating-1": lg.AutoSolver(least_squares=after(escalating, 1)),
+        "after-lm-1": lg.AutoSolver(least_squares=after(marquardt, 1)),
+    }
+    local = lambda restart_solver, most: lg.AutoSolver(  # noqa: E731
+        least_squares=restarts(
+            escalating, restart_solver=restart_solver, max_restarts=most
+        )
+    )
+    pairwise = {
+        "pairwise-default": None,
+        "pairwise-escalating": local(escalating, 3),
+        "pairwise-lm": local(marquardt, 3),
+        "pairwise-lm-1": local(marquardt, 1),
+    }
+    return single, pairwise
+
+
+def placement(model: str, pairs: str, rbf: bool):
+    """Run `--placement` (2-D models only) and write its results."""
+    metric, _, query = _metric(model, rbf)
+    if metric.latent_dim != 2:
+        raise SystemExit("--placement compares lattice checks: 2-D models only")
+    rows, cols, picks, z0s, z1s = _picked_pairs(query, pairs)
+    truth = np.full(len(picks), np.nan) if rbf else _truth(model, picks)
+    straight = jnp.zeros((len(picks), 11, 2), z0s.dtype)
+    single, pairwise = _placements()
+    found = {}
+    for label, solver in single.items():
+        lengths, evaluations, converged, seconds, _ = _solve_all(
+            metric, solver, z0s, z1s, straight, lg.Discretisation()
+        )
+        found[label] = (lengths, evaluations, converged, seconds)
+        print(label, f"{seconds:.3f} s/pair", flush=True)
+    for label, solver in pairwise.items():
+        found[label] = _pairwise(metric, query, rows[picks], cols[picks], solver)
+        print(label, f"{found[label][3]:.3f} s/pair", flush=True)
+    best = np.fmin(np.min(np.stack([f[0] for f in found.values()]), axis=0), truth)
+    report = {"model": model + ("-rbf" if rbf else ""), "pairs": len(picks)}
+    for label, (lengths, evaluations, converged, seconds) in found.items():
+        report[label] = {
+            "cpu_seconds_per_pair": seconds,
+            "evaluations_median": float(np.median(evaluations)),
+            "converged": float(np.mean(converged)),
+            "vs_reference": _excess(lengths, truth),
+            "vs_best": _excess(lengths, best),
+        }
+        print(label, json.dumps(report[label]), flush=True)
+    path = RESULTS / f"constant_speed_placement_{report['model']}_{pairs}.json"
+    path.write_text(json.dumps(report, indent=1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--pairs", default="175")
     parser.add_argument("--rbf", action="store_true")
+    parser.add_argument("--placement", action="store_true")
     args = parser.parse_args()
+    if args.placement:
+        return placement(args.model, args.pairs, args.rbf)
     metric, _, query = _metric(args.model, args.rbf)
     rows, cols, picks, z0s, z1s = _picked_pairs(query, args.pairs)
     truth = np.full(len(picks), np.nan) if args.rbf else _truth(args.model, picks)

@@ -81,8 +81,10 @@ class ConstantSpeedRestarts(AbstractCurveSolver):
     no derivatives) and solves from there; the lower energy is kept. Restarts
     stop after `max_restarts`, when one lowers the energy by less than `rtol`
     of it, or before the first when the curve's speed is already even (its
-    largest step on `speed_points` points within `evenness` of the mean): a
-    geodesic of a smooth metric costs one measurement more, nothing else.
+    largest step on `speed_points` points within `evenness` of the mean). A
+    geodesic of a smooth metric costs one measurement more, and where its
+    spline's speed is uneven anyway, a restart that stops after one
+    evaluation.
     Why, and what it gains on ReLU decoders, is measured on the
     [performance page](../performance.md#constant-speed-restarts).
 
