@@ -87,6 +87,24 @@ def _pairwise(metric, query, rows, cols, solver):
     )
 
 
+def _scores(found: dict, truth: np.ndarray) -> dict:
+    """`{label: record}` of each method in `found` (`{label: (lengths,
+    evaluations, converged, seconds)}`): its cost, converged share and excess
+    against `truth` and against the shortest curve any method (or `truth`)
+    has for the pair."""
+    best = np.fmin(np.min(np.stack([f[0] for f in found.values()]), axis=0), truth)
+    return {
+        label: {
+            "cpu_seconds_per_pair": seconds,
+            "evaluations_median": float(np.median(evaluations)),
+            "converged": float(np.mean(converged)),
+            "vs_reference": _excess(lengths, truth),
+            "vs_best": _excess(lengths, best),
+        }
+        for label, (lengths, evaluations, converged, seconds) in found.items()
+    }
+
+
 def _pairwise_solver(two_d: bool):
     """The all-pairs default's local solver with restarts."""
     if two_d:
@@ -148,16 +166,9 @@ def placement(model: str, pairs: str, rbf: bool):
     for label, solver in pairwise.items():
         found[label] = _pairwise(metric, query, rows[picks], cols[picks], solver)
         print(label, f"{found[label][3]:.3f} s/pair", flush=True)
-    best = np.fmin(np.min(np.stack([f[0] for f in found.values()]), axis=0), truth)
     report = {"model": model + ("-rbf" if rbf else ""), "pairs": len(picks)}
-    for label, (lengths, evaluations, converged, seconds) in found.items():
-        report[label] = {
-            "cpu_seconds_per_pair": seconds,
-            "evaluations_median": float(np.median(evaluations)),
-            "converged": float(np.mean(converged)),
-            "vs_reference": _excess(lengths, truth),
-            "vs_best": _excess(lengths, best),
-        }
+    report |= _scores(found, truth)
+    for label in found:
         print(label, json.dumps(report[label]), flush=True)
     path = RESULTS / f"constant_speed_placement_{report['model']}_{pairs}.json"
     path.write_text(json.dumps(report, indent=1))
@@ -190,17 +201,9 @@ def main():
             metric, query, rows[picks], cols[picks], solver
         )
         print("pairwise", label, f"{found[f'pairwise-{label}'][3]:.3f} s/pair")
-    best = np.min(np.stack([f[0] for f in found.values()]), axis=0)
-    best = np.fmin(best, truth)
     report = {"model": args.model + ("-rbf" if args.rbf else ""), "pairs": len(picks)}
-    for name, (lengths, evaluations, converged, seconds) in found.items():
-        report[name] = {
-            "cpu_seconds_per_pair": seconds,
-            "evaluations_median": float(np.median(evaluations)),
-            "converged": float(np.mean(converged)),
-            "vs_reference": _excess(lengths, truth),
-            "vs_best": _excess(lengths, best),
-        }
+    report |= _scores(found, truth)
+    for name, (lengths, *_) in found.items():
         method = name.rsplit("-", 1)[0]
         if name.endswith("restarts"):
             change = 100 * (lengths / found[f"{method}-plain"][0] - 1)

@@ -73,8 +73,9 @@ class _Round(eqx.Module):
 
 
 class ConstantSpeedRestarts(AbstractCurveSolver):
-    r"""`solver`, then `solver` again from its curve reparametrised to constant
-    metric speed, for as long as that lowers the energy.
+    r"""`solver`, then `restart_solver` (by default `solver` again) from the
+    curve found, reparametrised to constant metric speed, for as long as that
+    lowers the energy.
 
     Each restart measures the curve found on `speed_points` points, refits it
     at constant metric speed (one forward pass of the metric on those points,
@@ -94,7 +95,8 @@ class ConstantSpeedRestarts(AbstractCurveSolver):
     - `restart_solver`: the solver run from each reparametrised curve
       (`solver` itself by default). With a global `solver`, such as
       [`LatticeSearch`][latentgeo.LatticeSearch], a local one here restarts
-      only the route it chose.
+      only the route it chose (cheap, and on ReLU decoders of little gain:
+      see the performance page).
     - `max_restarts`: at most this many restarts (3).
     - `rtol`: a restart that lowers the energy by less than this fraction
       ends them (1e-4).
