@@ -1,26 +1,43 @@
 """A fine float64 reference length for every benchmark pair, resumable.
 
-The reference is independent of the library's spline solvers: each curve is a
-polyline with free inner nodes and fixed ends (nodes at `t = i / T`), and
-minimises the finite-difference energy `T' * sum ||e(x_{j+1}) - e(x_j)||^2` of
-the polyline sampled at `T' + 1` uniform points `x_j` (`metric.curve_energy`;
-`T' = samples * T`, the nodes among them), in float64, with L-BFGS
+The reference is the shortest of two polylines: one from an independent solve
+(below), and the `pairwise_geodesics` default's curve polished by the same
+solver. Each curve is a polyline with free inner nodes and fixed ends (nodes
+at `t = i / T`), and minimises the finite-difference energy
+`T' * sum ||e(x_{j+1}) - e(x_j)||^2` of the polyline sampled at `T' + 1`
+uniform points `x_j` (`metric.curve_energy`; `T' = samples * T`, the nodes
+among them), in float64, with L-BFGS
 (`optax.lbfgs`, zoom line search, inside one `lax.while_loop`) in hierarchical
 (Faber-Schauder) coordinates, in which the Dirichlet energy's conditioning does
 not grow with `T`. Coarse to fine, upsampling by linear interpolation:
 
-1. three starts, each resampled to 17 nodes: the straight line; the shortest
+1. the starts, each resampled to 17 nodes: the straight line; the shortest
    path in the graph over query and training codes
    (`lg.graph_paths(metric, query, extra_points=train_codes)`); the shortest
-   path in the graph over the query codes alone. Each is solved at 16 segments
-   (energy on 65 points), then 32 (65 points);
+   path in the graph over the query codes alone; in 2-D, the shortest path on
+   the 512-cell lattice over the query codes' box (`lg.lattice_paths`), which
+   finds routes no neighbour graph has. Each is solved at 16 segments (energy
+   on 65 points), then 32 (65 points);
 2. the best of them (shortest at 32 segments) is refined at 64 segments (129
-   points), 128 (129) and 256 (257).
+   points), 128 (129) and 256 (257), at most 300 iterations each;
+3. three restarts at constant speed: the nodes are moved along the polyline
+   to equal metric arc length (`constant_speed`) and solved again at 256
+   segments, keeping the shortest. On a ReLU decoder a polyline stops where
+   its nodes straddle activation boundaries at the wrong times (a kink pins it
+   as it pins a spline); evening its speed moves them and lets it go on;
+4. the library's curve (`pairwise_geodesics`, default call), sampled at 257
+   nodes, is solved at 256 segments and restarted the same way. On a ReLU
+   decoder no solve from a coarse start reaches the floor on every pair; a
+   reference that the library's own answer can beat is no reference. The
+   independent solve's length is stored beside the reference, so that how
+   often the polishing decides is on record.
 
 Every curve is scored by ONE length shared with the spline curves:
 `metric.curve_length` of the curve sampled at 1025 uniform parameter values, in
-float64. Stored per pair: the reference length, the per-start lengths at 32
-segments (for the start dependence), iterations per level, and the 257 nodes.
+float64. Stored per pair: the reference length, the independent solve's
+length, the per-start lengths at 32 segments (for the start dependence),
+iterations per level (the restarts' summed, the polishing's summed), and the
+257 nodes.
 
 Run (in the background; at most one such process on the shared 2-core CPU):
 
@@ -32,8 +49,9 @@ Pairs are solved in a fixed random order (`pair_order()`), 25 per chunk; a run
 with `--pairs N` does the first N, so every sample (a prefix of that order,
 `pair_sample(N)`) is covered first. Output: one file per chunk,
 `benchmarks/.cache/reference/<model>/chunk_<k>.npz`, written atomically; a
-rerun skips the chunks that exist (an interrupt, even `kill -9`, loses at most
-the chunk in progress). Progress and ETA: `benchmarks/.cache/reference/<model>.log`.
+rerun skips the chunks that exist and were solved by this `VERSION` (an
+interrupt, even `kill -9`, loses at most the chunk in progress). Progress and
+ETA: `benchmarks/.cache/reference/<model>.log`.
 `--validate N` re-solves the first N pairs at doubled resolution and iterations
 (512 segments, twice the iteration caps) and prints the relative change.
 `load(model)` returns what is done so far.
@@ -44,6 +62,7 @@ import dataclasses
 import io
 import os
 import time
+import warnings
 from typing import NamedTuple
 
 import equinox as eqx
@@ -60,6 +79,9 @@ OUTPUT = models.CACHE / "reference"
 FINE = 1025
 CHUNK = 25
 START_NAMES = ("straight", "graph", "graph-query-only")
+# Stored with every chunk; chunks of another version are solved again. 2: the
+# lattice start, 300 iterations per refinement level, constant-speed restarts.
+VERSION = 2
 
 
 class Level(NamedTuple):
@@ -78,15 +100,18 @@ class Level(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
-    """The levels every start runs (`explore`), and those the best start runs
-    after them (`refine`)."""
+    """The levels every start runs (`explore`), those the best start runs
+    after them (`refine`), and how many times the refined polyline is then
+    restarted at constant speed (`constant_speed`) and solved again at the
+    last level, keeping the shortest (`restarts`)."""
 
     explore: tuple = (Level(16, 4, 100, 1e-8, 5), Level(32, 2, 100, 1e-8, 5))
     refine: tuple = (
-        Level(64, 2, 150, 1e-10, 10),
-        Level(128, 1, 150, 1e-10, 10),
-        Level(256, 1, 150, 1e-10, 10),
+        Level(64, 2, 300, 1e-10, 10),
+        Level(128, 1, 300, 1e-10, 10),
+        Level(256, 1, 300, 1e-10, 10),
     )
+    restarts: int = 3
 
     def doubled(self) -> "Schedule":
         """Twice the iterations per level and one finer level (512 segments)."""
@@ -96,7 +121,7 @@ class Schedule:
 
         last = self.refine[-1]
         finer = last._replace(segments=2 * last.segments, max_steps=2 * last.max_steps)
-        return Schedule(more(self.explore), more(self.refine) + (finer,))
+        return Schedule(more(self.explore), more(self.refine) + (finer,), self.restarts)
 
 
 STANDARD = Schedule()
@@ -108,13 +133,35 @@ def to_float64(tree):
     )
 
 
-def polyline(nodes, num=FINE):
-    """`num` points of the polyline through `nodes` (at `t = i / T`), uniform in t."""
+def polyline_at(nodes, times):
+    """The polyline through `nodes` `(T + 1, d)` (at `t = i / T`) at `times` `(n,)`
+    in [0, 1]: `(n, d)`."""
     num_segments = nodes.shape[0] - 1
-    t = jnp.linspace(0.0, 1.0, num, dtype=nodes.dtype) * num_segments
+    t = times * num_segments
     index = jnp.clip(jnp.floor(t).astype(int), 0, num_segments - 1)
     fraction = (t - index.astype(t.dtype))[:, None]
     return nodes[index] * (1 - fraction) + nodes[index + 1] * fraction
+
+
+def polyline(nodes, num=FINE):
+    """`num` points of the polyline through `nodes` (at `t = i / T`), uniform in t."""
+    return polyline_at(nodes, jnp.linspace(0.0, 1.0, num, dtype=nodes.dtype))
+
+
+def constant_speed(metric, nodes, samples=FINE // 256):
+    """The polyline's nodes moved along it to equal metric arc length, measured
+    on `samples` steps per segment (`metric.edge_lengths`): the same path,
+    traversed at nearly constant speed. `nodes` `(T + 1, d)` -> `(T + 1, d)`;
+    the nodes themselves where the length is zero or not finite."""
+    num = samples * (nodes.shape[0] - 1) + 1
+    times = jnp.linspace(0.0, 1.0, num, dtype=nodes.dtype)
+    consecutive = jnp.stack([jnp.arange(num - 1), jnp.arange(1, num)], 1)
+    steps = metric.edge_lengths(polyline_at(nodes, times), consecutive)
+    arc = jnp.concatenate([jnp.zeros(1, steps.dtype), jnp.cumsum(steps)])
+    usable = jnp.isfinite(arc[-1]) & (arc[-1] > 0)
+    targets = jnp.linspace(0.0, 1.0, nodes.shape[0], dtype=nodes.dtype) * arc[-1]
+    moved = polyline_at(nodes, jnp.interp(targets, arc, times))
+    return jnp.where(usable, moved.at[0].set(nodes[0]).at[-1].set(nodes[-1]), nodes)
 
 
 def fine_length(metric, nodes):
@@ -209,20 +256,78 @@ def solve_levels(metric, nodes, levels):
     return nodes, jnp.stack(steps)
 
 
-def solve_pair(metric, starts, schedule):
-    """Reference for one pair from `starts` `(S, 17, d)`: the best start, refined.
+def restart(metric, nodes, level, restarts):
+    """`restarts` rounds: move the nodes to constant speed and solve again at
+    `level`, keeping the shorter polyline. Returns `(nodes, iterations)`."""
 
-    Returns `(length, per-start lengths (S,), final nodes, iterations)`."""
+    def round_(carry, _):
+        best, best_length = carry
+        candidate, taken = lbfgs(metric, constant_speed(metric, best), *level[1:])
+        length = fine_length(metric, candidate)
+        shorter = length < best_length
+        best = jnp.where(shorter, candidate, best)
+        return (best, jnp.where(shorter, length, best_length)), taken
+
+    (nodes, _), taken = jax.lax.scan(
+        round_, (nodes, fine_length(metric, nodes)), length=restarts
+    )
+    return nodes, taken.sum()
+
+
+class PairReference(NamedTuple):
+    """One pair's reference: `length`, the shortest of the independent solve
+    (`independent_length`) and the polished library curves; `start_lengths`
+    `(S,)` at 32 segments; the shortest polyline's `nodes` `(T + 1, d)`; and
+    `steps`, the iterations per explore and refine level, of the restarts and
+    of the polishing."""
+
+    length: jax.Array
+    independent_length: jax.Array
+    start_lengths: jax.Array
+    nodes: jax.Array
+    steps: jax.Array
+
+
+def solve_pair(metric, starts, polish, schedule):
+    """Reference for one pair from `starts` `(S, 17, d)`: the best start,
+    refined and restarted at constant speed; then the curves in `polish`
+    `(Q, T + 1, d)` (Q >= 0; T the last level's segments: other solvers'
+    answers), each solved at the last level and restarted the same way. The
+    shortest of them all is the reference."""
+
+    last = schedule.refine[-1]
+    if polish.shape[1] != last_nodes(schedule):
+        raise ValueError(f"polish curves need {last_nodes(schedule)} nodes")
 
     def explore(start):
         nodes, steps = solve_levels(metric, start, schedule.explore)
         return nodes, fine_length(metric, nodes), steps
 
+    def polished(curve):
+        nodes, taken = lbfgs(metric, curve, *last[1:])
+        nodes, more = restart(metric, nodes, last, schedule.restarts)
+        return nodes, fine_length(metric, nodes), taken + more
+
     explored, start_lengths, explore_steps = jax.lax.map(explore, starts)
     best = explored[jnp.argmin(start_lengths)]
     nodes, refine_steps = solve_levels(metric, best, schedule.refine)
-    steps = jnp.concatenate([explore_steps.sum(0), refine_steps])
-    return fine_length(metric, nodes), start_lengths, nodes, steps
+    nodes, restart_steps = restart(metric, nodes, last, schedule.restarts)
+    independent = fine_length(metric, nodes)
+    others, other_lengths, polish_steps = jax.lax.map(polished, polish)
+    candidates = jnp.concatenate([nodes[None], others])
+    lengths = jnp.concatenate([independent[None], other_lengths])
+    steps = jnp.concatenate(
+        [
+            explore_steps.sum(0),
+            refine_steps,
+            restart_steps[None],
+            polish_steps.sum(keepdims=True),
+        ]
+    )
+    shortest = jnp.argmin(lengths)
+    return PairReference(
+        lengths[shortest], independent, start_lengths, candidates[shortest], steps
+    )
 
 
 def resample(path, along, num):
@@ -241,21 +346,43 @@ def graph_start(graph, i, j, num):
     return resample(path, along / along[-1], num)
 
 
+def start_names(latent_dim):
+    """The starts' names, in the order of `starting_curves` and of the stored
+    `start_lengths`: the lattice start only in 2-D."""
+    return START_NAMES + (("lattice",) if latent_dim == 2 else ())
+
+
 def starting_curves(metric, train, query, rows, cols, num):
-    """`(B, 3, num, d)`: straight, graph (with training codes), graph (queries)."""
-    with_train = lg.graph_paths(metric, query, extra_points=train)
-    query_only = lg.graph_paths(metric, query)
+    """`(B, S, num, d)`: straight, graph (with training codes), graph (queries)
+    and, in 2-D, the path on the lattice over the queries' box
+    (`lg.lattice_paths`, 512 cells), as named by `start_names`."""
+    graphs = [lg.graph_paths(metric, query, extra_points=train)]
+    graphs.append(lg.graph_paths(metric, query))
+    if query.shape[1] == 2:
+        graphs.append(lg.lattice_paths(metric, query))
     t = np.linspace(0.0, 1.0, num)[:, None]
     q = query.astype(np.float64)
     curves = [
-        [
-            q[i] + t * (q[j] - q[i]),
-            graph_start(with_train, i, j, num),
-            graph_start(query_only, i, j, num),
-        ]
+        [q[i] + t * (q[j] - q[i])] + [graph_start(g, i, j, num) for g in graphs]
         for i, j in zip(rows, cols)
     ]
     return np.asarray(curves)
+
+
+def library_curves(metric, query, rows, cols, num):
+    """`(B, 1, num, d)`: the `pairwise_geodesics` default's curve for each pair
+    (all pairs in one call, so one graph or lattice serves them), sampled at
+    `num` uniform times, to be polished by `solve_pair`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an unconverged curve is still a start
+        result = lg.pairwise_geodesics(
+            metric, jnp.asarray(query), pairs=np.stack([rows, cols], 1), progress=False
+        )
+    times = jnp.linspace(0.0, 1.0, num)
+    curves = jax.vmap(lambda a, b, p: lg.CubicSpline(a, b, p)(times))(
+        jnp.asarray(query[rows]), jnp.asarray(query[cols]), result.curves.params
+    )
+    return np.asarray(curves, np.float64)[:, None]
 
 
 def pair_order():
@@ -276,12 +403,19 @@ def folder(model):
     return OUTPUT / model
 
 
-def compiled_solver(metric, schedule):
-    @jax.jit
-    def run(metric, starts):
-        return jax.lax.map(lambda s: solve_pair(metric, s, schedule), starts)
+def last_nodes(schedule):
+    """Nodes of the polylines at `schedule`'s last level."""
+    return schedule.refine[-1].segments + 1
 
-    return lambda starts: run(metric, starts)
+
+def compiled_solver(metric, schedule):
+    """`solve(starts, polish)`: `solve_pair` over a batch, compiled once."""
+
+    @jax.jit
+    def run(metric, starts, polish):
+        return jax.lax.map(lambda x: solve_pair(metric, *x, schedule), (starts, polish))
+
+    return lambda starts, polish: run(metric, jnp.asarray(starts), jnp.asarray(polish))
 
 
 def save_chunk(path, **arrays):
@@ -301,7 +435,7 @@ def run(model, num_pairs=None, schedule=STANDARD):
     out = folder(model)
     out.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".log").open("a")
-    todo = [k for k in range(len(chunks)) if not (out / f"chunk_{k:04d}.npz").exists()]
+    todo = [k for k in range(len(chunks)) if not current(out / f"chunk_{k:04d}.npz")]
     total = sum(map(len, chunks))
     done_pairs = total - sum(len(chunks[k]) for k in todo)
     print(
@@ -320,20 +454,19 @@ def run(model, num_pairs=None, schedule=STANDARD):
     for k in todo:
         index = np.concatenate([np.flatnonzero(picks == p) for p in chunks[k]])
         start = time.perf_counter()
-        length, start_lengths, nodes, steps = jax.block_until_ready(
-            solver(jnp.asarray(starts[index]))
+        polish = library_curves(
+            metric, query, rows[chunks[k]], cols[chunks[k]], last_nodes(schedule)
         )
+        found = jax.block_until_ready(solver(starts[index], polish))
         seconds = time.perf_counter() - start
         save_chunk(
             out / f"chunk_{k:04d}.npz",
             pairs=chunks[k],
             rows=rows[chunks[k]],
             cols=cols[chunks[k]],
-            length=np.asarray(length),
-            start_lengths=np.asarray(start_lengths),
-            nodes=np.asarray(nodes),
-            steps=np.asarray(steps),
+            **{name: np.asarray(value) for name, value in found._asdict().items()},
             seconds=np.full(len(chunks[k]), seconds / len(chunks[k])),
+            version=VERSION,
         )
         done_pairs += len(chunks[k])
         remaining = (total - done_pairs) * seconds / len(chunks[k])
@@ -349,14 +482,25 @@ def run(model, num_pairs=None, schedule=STANDARD):
     print(f"{time.strftime('%F %T')} {model}: finished", file=log, flush=True)
 
 
+def current(path):
+    """Whether the chunk at `path` exists and was solved by this `VERSION`."""
+    if not path.exists():
+        return False
+    with np.load(path) as chunk:
+        return "version" in chunk and int(chunk["version"]) == VERSION
+
+
 def load(model):
     """What is done so far: a dict of arrays over the finished pairs, sorted by
-    pair index (`pairs`, `rows`, `cols`, `length`, `start_lengths` `(P, 3)` in
-    the order of `START_NAMES`, `nodes` `(P, 257, d)`, `steps`, `seconds`)."""
-    files = sorted(folder(model).glob("chunk_*.npz"))
+    pair index (`pairs`, `rows`, `cols`, `length`, `independent_length`,
+    `start_lengths` `(P, S)` in the order of `start_names`, `nodes`
+    `(P, 257, d)`, `steps`, `seconds`)."""
+    files = [f for f in sorted(folder(model).glob("chunk_*.npz")) if current(f)]
     if not files:
         return None
     parts = [dict(np.load(f)) for f in files]
+    for part in parts:
+        del part["version"]
     table = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.argsort(table["pairs"])
     return {k: v[order] for k, v in table.items()}
@@ -376,9 +520,11 @@ def validate(model, num_pairs):
     rows, cols = models.pairs()
     first = STANDARD.explore[0].segments + 1
     starts = starting_curves(metric, train, query, rows[picks], cols[picks], first)
-    solver = compiled_solver(to_float64(metric), STANDARD.doubled())
+    finer = STANDARD.doubled()
+    solver = compiled_solver(to_float64(metric), finer)
     start = time.perf_counter()
-    length, _, _, steps = jax.block_until_ready(solver(jnp.asarray(starts)))
+    polish = library_curves(metric, query, rows[picks], cols[picks], last_nodes(finer))
+    length, _, _, _, steps = jax.block_until_ready(solver(starts, polish))
     seconds = (time.perf_counter() - start) / num_pairs
     doubled = np.asarray(length)
     save_chunk(

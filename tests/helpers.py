@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.optimize
 
 import latentgeo as lg
 
@@ -87,3 +88,33 @@ def small_mlp(key, out_size: int = 5, activation=jax.nn.elu):
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):
     return eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol)
+
+
+JUMP = 2.0  # the fold's slope: G = I + JUMP^2 e2 e2^T above z2 = 0, I below
+
+
+class Fold(eqx.Module):
+    """$f(z) = (z_1, z_2, c\\,\\mathrm{relu}(z_2))$: a flat metric below the
+    line $z_2 = 0$ and a stretched one above, the simplest ReLU decoder."""
+
+    def __call__(self, z):
+        return jnp.stack([z[0], z[1], JUMP * jax.nn.relu(z[1])])
+
+
+def snell_length(z0: np.ndarray, z1: np.ndarray) -> float:
+    """The shortest length from `z0` (below the fold) to `z1` (above): straight
+    in each half, crossing the fold where the total is least (Snell's law),
+    found by a scalar minimisation independent of the library."""
+
+    def length(x):
+        below = np.hypot(x - z0[0], z0[1])
+        above = np.sqrt((z1[0] - x) ** 2 + (1 + JUMP**2) * z1[1] ** 2)
+        return below + above
+
+    found = scipy.optimize.minimize_scalar(
+        length,
+        bounds=(z0[0] - 5, z1[0] + 5),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
+    return float(found.fun)
