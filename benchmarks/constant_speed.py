@@ -32,8 +32,8 @@ RBF-variance metric fitted to the model's first member (as in
 check (every local solve restarted, `inside`), or after it, restarting only
 the curve it chose (`after-<restart solver>[-1]`: `Escalating` or plain
 Levenberg–Marquardt, at most 3 restarts or 1), for a single `geodesic` and
-for `pairwise_geodesics` (`pairwise-*`). Results:
-`constant_speed_placement_<model>_<pairs>.json`.
+for `pairwise_geodesics` (`pairwise-*`; `--pairwise-only` runs just these).
+Results: `constant_speed_placement_<model>_<pairs>.json`.
 """
 
 import argparse
@@ -147,8 +147,9 @@ def _placements() -> tuple[dict, dict]:
     return single, pairwise
 
 
-def placement(model: str, pairs: str, rbf: bool):
-    """Run `--placement` (2-D models only) and write its results."""
+def placement(model: str, pairs: str, rbf: bool, pairwise_only: bool):
+    """Run `--placement` (2-D models only; only its `pairwise-*` methods if
+    `pairwise_only`) and write its results."""
     metric, _, query = _metric(model, rbf)
     if metric.latent_dim != 2:
         raise SystemExit("--placement compares lattice checks: 2-D models only")
@@ -157,7 +158,7 @@ def placement(model: str, pairs: str, rbf: bool):
     straight = jnp.zeros((len(picks), 11, 2), z0s.dtype)
     single, pairwise = _placements()
     found = {}
-    for label, solver in single.items():
+    for label, solver in {} if pairwise_only else single.items():
         lengths, evaluations, converged, seconds, _ = _solve_all(
             metric, solver, z0s, z1s, straight, lg.Discretisation()
         )
@@ -180,9 +181,10 @@ def main():
     parser.add_argument("--pairs", default="175")
     parser.add_argument("--rbf", action="store_true")
     parser.add_argument("--placement", action="store_true")
+    parser.add_argument("--pairwise-only", action="store_true")
     args = parser.parse_args()
     if args.placement:
-        return placement(args.model, args.pairs, args.rbf)
+        return placement(args.model, args.pairs, args.rbf, args.pairwise_only)
     metric, _, query = _metric(args.model, args.rbf)
     rows, cols, picks, z0s, z1s = _picked_pairs(query, args.pairs)
     truth = np.full(len(picks), np.nan) if args.rbf else _truth(args.model, picks)
