@@ -159,7 +159,7 @@ def placement(model: str, pairs: str, rbf: bool, pairwise_only: bool):
     single, pairwise = _placements()
     found = {}
     for label, solver in {} if pairwise_only else single.items():
-        lengths, evaluations, converged, seconds, _ = _solve_all(
+        lengths, evaluations, converged, seconds, *_ = _solve_all(
             metric, solver, z0s, z1s, straight, lg.Discretisation()
         )
         found[label] = (lengths, evaluations, converged, seconds)
@@ -193,7 +193,7 @@ def main():
     found = {}
     for method, pair in _solvers(two_d).items():
         for label, solver in zip(("plain", "restarts"), pair):
-            lengths, evaluations, converged, seconds, _ = _solve_all(
+            lengths, evaluations, converged, seconds, *_ = _solve_all(
                 metric, solver, z0s, z1s, straight, lg.Discretisation()
             )
             found[f"{method}-{label}"] = (lengths, evaluations, converged, seconds)

@@ -8,8 +8,8 @@ on this CPU).
 
 Its pairs are `--pairs` of the run's 100 (evenly spaced), solved from the
 straight line with the run's discretisation (10 segments, 64 points, at most
-1,000 steps) one at a time inside one jitted `jax.lax.map`, after a compiling
-call; process CPU time per pair. Methods:
+1,000 steps) one at a time inside one jitted `jax.lax.map` (`global_search`'s,
+compiled ahead of time); process CPU time per pair. Methods:
 
 - `warm-lbfgs`: the gradient path before `Preconditioned` (30 chord-scaled Adam
   steps, then L-BFGS on the raw spline parameters);
@@ -27,7 +27,6 @@ method found for the pair. Results go to
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import equinox as eqx
@@ -35,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import robustness
+from global_search import _solve_all
 
 import latentgeo as lg
 from latentgeo._solvers._optax import chord_adam
@@ -78,38 +78,6 @@ def _model():
     return lg.ExpectedMetric(decoders), jnp.asarray(codes), pairs
 
 
-def _solve_all(metric, solver, z0s, z1s):
-    discretisation = lg.Discretisation(
-        CONFIG.num_segments, CONFIG.num_points, CONFIG.max_steps
-    )
-
-    @jax.jit
-    def solve(a, b):
-        def one(ends):
-            result = lg.geodesic(
-                metric,
-                *ends,
-                solver=solver,
-                discretisation=discretisation,
-                throw=False,
-            )
-            fine = result.curve(jnp.linspace(0.0, 1.0, 1025))
-            return (
-                metric.curve_length(fine),
-                result.num_steps,
-                result.num_evaluations,
-                result.converged,
-            )
-
-        return jax.lax.map(one, (a, b))
-
-    jax.block_until_ready(solve(z0s[:1], z1s[:1]))
-    start = time.process_time()
-    found = jax.block_until_ready(solve(z0s, z1s))
-    seconds = (time.process_time() - start) / len(z0s)
-    return [np.asarray(x) for x in found], seconds
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=8)
@@ -125,10 +93,13 @@ def main():
             chord_adam(), lg.Preconditioned(), warmup_steps=30
         ),
     }
+    discretisation = lg.Discretisation(
+        CONFIG.num_segments, CONFIG.num_points, CONFIG.max_steps
+    )
     found = {}
     for label, solver in methods.items():
-        (lengths, steps, evaluations, converged), seconds = _solve_all(
-            metric, solver, z0s, z1s
+        lengths, evaluations, converged, seconds, _, steps = _solve_all(
+            metric, solver, z0s, z1s, None, discretisation
         )
         found[label] = dict(
             lengths=lengths.astype(np.float64),
