@@ -34,6 +34,12 @@ the curve it chose (`after-<restart solver>[-1]`: `Escalating` or plain
 Levenberg–Marquardt, at most 3 restarts or 1), for a single `geodesic` and
 for `pairwise_geodesics` (`pairwise-*`; `--pairwise-only` runs just these).
 Results: `constant_speed_placement_<model>_<pairs>.json`.
+
+`--evenness` asks whether a pair's speed tells where a restart pays: after
+the local solve from the straight line, the speed's evenness on 257 points
+(the largest step over the mean, which `evenness` tests, and the steps'
+coefficient of variation) beside what restarts forced on every pair gain.
+Results: `constant_speed_evenness_<model>_<pairs>.json`.
 """
 
 import argparse
@@ -41,6 +47,7 @@ import json
 import time
 import warnings
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from global_search import RESULTS, _excess, _metric, _picked_pairs, _solve_all, _truth
@@ -175,6 +182,63 @@ def placement(model: str, pairs: str, rbf: bool, pairwise_only: bool):
     path.write_text(json.dumps(report, indent=1))
 
 
+def _speed_and_gain(metric, z0s, z1s):
+    """Per pair, after the local solve from the straight line
+    (`AutoSolver(least_squares=Escalating())`): its length, the length after
+    restarts forced on every pair (`evenness=0`), and its speed's evenness on
+    257 points: the largest step over the mean (what `evenness` tests) and
+    the steps' coefficient of variation."""
+    plain = lg.AutoSolver(least_squares=lg.Escalating())
+    forced = lg.AutoSolver(
+        least_squares=lg.ConstantSpeedRestarts(lg.Escalating(), evenness=0.0)
+    )
+
+    @jax.jit
+    def run(a, b):
+        def one(ends):
+            first = lg.geodesic(metric, *ends, solver=plain, throw=False)
+            again = lg.geodesic(metric, *ends, solver=forced, throw=False)
+            points = first.curve(jnp.linspace(0.0, 1.0, 257))
+            consecutive = jnp.stack([jnp.arange(256), jnp.arange(1, 257)], 1)
+            steps = metric.edge_lengths(points, consecutive)
+            mean = jnp.mean(steps)
+            return (
+                first.length,
+                again.length,
+                jnp.max(steps) / mean,
+                jnp.std(steps) / mean,
+            )
+
+        return jax.lax.map(one, (a, b))
+
+    return [np.asarray(x, np.float64) for x in run(z0s, z1s)]
+
+
+def evenness(model: str, pairs: str):
+    """Run `--evenness` and write its results."""
+    metric, _, query = _metric(model, False)
+    _, _, _, z0s, z1s = _picked_pairs(query, pairs)
+    plain, restarted, largest, variation = _speed_and_gain(metric, z0s, z1s)
+    gain = 100 * (1 - restarted / plain)
+    quantiles = [0.1, 0.5, 0.9, 1.0]
+    report = {
+        "model": model,
+        "pairs": len(z0s),
+        "largest_step_over_mean_q10_q50_q90_max": np.quantile(largest, quantiles),
+        "speed_variation_q10_q50_q90_max": np.quantile(variation, quantiles),
+        "pairs_shortened_over_0.1_percent": int(np.sum(gain > 0.1)),
+        "gainers_percent_largest_variation": [
+            [gain[k], largest[k], variation[k]]
+            for k in np.argsort(-gain)
+            if gain[k] > 0.1
+        ],
+    }
+    report = json.loads(json.dumps(report, default=lambda x: np.asarray(x).tolist()))
+    print(json.dumps(report), flush=True)
+    path = RESULTS / f"constant_speed_evenness_{model}_{pairs}.json"
+    path.write_text(json.dumps(report, indent=1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -182,7 +246,10 @@ def main():
     parser.add_argument("--rbf", action="store_true")
     parser.add_argument("--placement", action="store_true")
     parser.add_argument("--pairwise-only", action="store_true")
+    parser.add_argument("--evenness", action="store_true")
     args = parser.parse_args()
+    if args.evenness:
+        return evenness(args.model, args.pairs)
     if args.placement:
         return placement(args.model, args.pairs, args.rbf, args.pairwise_only)
     metric, _, query = _metric(args.model, args.rbf)
