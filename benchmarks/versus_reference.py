@@ -1,0 +1,123 @@
+"""All-pairs runs against the float64 reference, on every pair it has so far.
+
+For a model with a `reference.py` run (finished or not), runs
+`lg.pairwise_geodesics` over the pairs the reference has, once per method,
+and scores each curve by its length on 1,025 points in float64
+(`score.fine_lengths`) against the reference. Methods:
+
+- `default`: `pairwise_geodesics(metric, points, pairs=...)`;
+- `restart-lm-1`: the default's local solver with one constant-speed restart
+  by plain Levenberg–Marquardt (the documented opt-in);
+- `straight-and-two-routes`: `init=lg.ShortestOf(lg.StraightStart(),
+  lg.TwoRoutes())` with the default's local solver and 32-segment curves.
+
+CPU seconds per pair are process time of a whole run over the pairs (the
+second of two identical runs), so each pair pays its share of one lattice.
+Also reported: how often the reference's polishing of the default's curve
+decided it, the refinement solves at their iteration cap, and which of the
+independent solve's starts was the shortest at 32 segments. Results go to
+`benchmarks/results/versus_reference_<model>_<pairs>.json`.
+
+    PYTHONPATH=src:benchmarks python benchmarks/versus_reference.py relu
+"""
+
+import argparse
+import json
+import time
+import warnings
+
+import jax.numpy as jnp
+import models
+import numpy as np
+import reference
+import score
+
+import latentgeo as lg
+
+
+def _methods() -> dict:
+    """`{label: pairwise_geodesics keyword arguments}`."""
+    local = lg.Escalating()
+    return {
+        "default": {},
+        "restart-lm-1": dict(
+            solver=lg.AutoSolver(
+                least_squares=lg.ConstantSpeedRestarts(
+                    local, restart_solver=lg.LevenbergMarquardt(), max_restarts=1
+                )
+            )
+        ),
+        "straight-and-two-routes": dict(
+            init=lg.ShortestOf(lg.StraightStart(), lg.TwoRoutes()),
+            solver=lg.AutoSolver(least_squares=local),
+            discretisation=lg.Discretisation(32, 128),
+        ),
+    }
+
+
+def _run(metric, query, pairs, options):
+    """Fine lengths and CPU seconds per pair of one method (second run)."""
+    for _ in range(2):
+        start = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unconverged pairs are scored too
+            result = lg.pairwise_geodesics(
+                metric, jnp.asarray(query), pairs=pairs, progress=False, **options
+            )
+        seconds = (time.process_time() - start) / len(pairs)
+    lengths = score.fine_lengths(
+        metric,
+        query[pairs[:, 0]],
+        query[pairs[:, 1]],
+        np.asarray(result.curves.params),
+    )
+    return lengths, seconds
+
+
+def _excess(lengths, truth):
+    excess = 100 * (lengths / truth - 1)
+    return {
+        "median_percent": float(np.median(excess)),
+        "p90_percent": float(np.quantile(excess, 0.9)),
+        "max_percent": float(np.max(excess)),
+        "min_percent": float(np.min(excess)),
+        "pairs_over_1_percent": int(np.sum(excess > 1)),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=sorted(models.MODELS))
+    args = parser.parse_args()
+    stored = reference.load(args.model)
+    if stored is None:
+        raise SystemExit(f"run `reference.py {args.model}` first")
+    metric, _, query = models.load(args.model)
+    pairs = np.stack([stored["rows"], stored["cols"]], axis=1)
+    truth = stored["length"]
+    independent = stored["independent_length"]
+    names = reference.start_names(metric.latent_dim)
+    wins = np.bincount(np.argmin(stored["start_lengths"], axis=1), minlength=len(names))
+    refine = stored["steps"][:, len(reference.STANDARD.explore) :][:, :3]
+    cap = reference.STANDARD.refine[-1].max_steps
+    report = {
+        "model": args.model,
+        "pairs": len(pairs),
+        "reference": {
+            "polishing_decided": int(np.sum(truth < independent)),
+            "independent_above_reference": _excess(independent, truth),
+            "refinement_solves_at_cap": [int(np.sum(refine >= cap)), int(refine.size)],
+            "shortest_start_at_32_segments": dict(zip(names, wins.tolist())),
+        },
+    }
+    for label, options in _methods().items():
+        lengths, seconds = _run(metric, query, pairs, options)
+        report[label] = {"cpu_seconds_per_pair": seconds} | _excess(lengths, truth)
+        print(label, json.dumps(report[label]), flush=True)
+    print(json.dumps(report["reference"]), flush=True)
+    path = score.RESULTS / f"versus_reference_{args.model}_{len(pairs)}.json"
+    path.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
