@@ -80,7 +80,8 @@ FINE = 1025
 CHUNK = 25
 START_NAMES = ("straight", "graph", "graph-query-only")
 # Stored with every chunk; chunks of another version are solved again. 2: the
-# lattice start, 300 iterations per refinement level, constant-speed restarts.
+# lattice start, 300 iterations per refinement level, constant-speed restarts,
+# the library's curve polished.
 VERSION = 2
 
 
@@ -258,7 +259,8 @@ def solve_levels(metric, nodes, levels):
 
 def restart(metric, nodes, level, restarts):
     """`restarts` rounds: move the nodes to constant speed and solve again at
-    `level`, keeping the shorter polyline. Returns `(nodes, iterations)`."""
+    `level`, keeping the shorter polyline. Returns `(nodes, fine_length,
+    iterations)`."""
 
     def round_(carry, _):
         best, best_length = carry
@@ -268,10 +270,10 @@ def restart(metric, nodes, level, restarts):
         best = jnp.where(shorter, candidate, best)
         return (best, jnp.where(shorter, length, best_length)), taken
 
-    (nodes, _), taken = jax.lax.scan(
+    (nodes, length), taken = jax.lax.scan(
         round_, (nodes, fine_length(metric, nodes)), length=restarts
     )
-    return nodes, taken.sum()
+    return nodes, length, taken.sum()
 
 
 class PairReference(NamedTuple):
@@ -305,14 +307,13 @@ def solve_pair(metric, starts, polish, schedule):
 
     def polished(curve):
         nodes, taken = lbfgs(metric, curve, *last[1:])
-        nodes, more = restart(metric, nodes, last, schedule.restarts)
-        return nodes, fine_length(metric, nodes), taken + more
+        nodes, length, more = restart(metric, nodes, last, schedule.restarts)
+        return nodes, length, taken + more
 
     explored, start_lengths, explore_steps = jax.lax.map(explore, starts)
     best = explored[jnp.argmin(start_lengths)]
     nodes, refine_steps = solve_levels(metric, best, schedule.refine)
-    nodes, restart_steps = restart(metric, nodes, last, schedule.restarts)
-    independent = fine_length(metric, nodes)
+    nodes, independent, restart_steps = restart(metric, nodes, last, schedule.restarts)
     others, other_lengths, polish_steps = jax.lax.map(polished, polish)
     candidates = jnp.concatenate([nodes[None], others])
     lengths = jnp.concatenate([independent[None], other_lengths])

@@ -102,16 +102,22 @@ def test_constant_speed_evens_a_bent_polylines_metric_steps():
         np.testing.assert_allclose(residual, 0.0, atol=1e-12)
 
 
+def _fold_pair():
+    """The ReLU fold's metric, a pair across it, Snell's length between them
+    and the straight line as one start `(1, 9, 2)` (call under `float64()`)."""
+    metric = lg.PullbackMetric(Fold(), latent_dim=2)
+    z0, z1 = np.array([-1.0, -0.7]), np.array([1.0, 0.9])
+    t = np.linspace(0.0, 1.0, 9)[:, None]
+    line = jnp.asarray(z0 + t * (z1 - z0))[None]
+    return metric, z0, z1, snell_length(z0, z1), line
+
+
 def test_reference_restarts_leave_a_relu_folds_pinned_crossing():
     """From the straight line the polyline stops with its crossing of the fold
     at the wrong time; restarted at constant speed it comes within the
     64-segment polyline's resolution of Snell's length."""
     with float64():
-        metric = lg.PullbackMetric(Fold(), latent_dim=2)
-        z0, z1 = np.array([-1.0, -0.7]), np.array([1.0, 0.9])
-        truth = snell_length(z0, z1)
-        t = np.linspace(0.0, 1.0, 9)[:, None]
-        line = jnp.asarray(z0 + t * (z1 - z0))[None]
+        metric, _, _, truth, line = _fold_pair()
         pinned = _solve(metric, line, schedule=dataclasses.replace(SMALL, restarts=0))
         restarted = _solve(metric, line)
         assert pinned.length > (1 + 1e-3) * truth
@@ -122,11 +128,7 @@ def test_reference_polishes_a_better_curve_and_keeps_it():
     """Given Snell's broken line to polish, the reference is the polished
     curve's length, not the pinned independent solve's."""
     with float64():
-        metric = lg.PullbackMetric(Fold(), latent_dim=2)
-        z0, z1 = np.array([-1.0, -0.7]), np.array([1.0, 0.9])
-        truth = snell_length(z0, z1)
-        t = np.linspace(0.0, 1.0, 9)[:, None]
-        line = jnp.asarray(z0 + t * (z1 - z0))[None]
+        metric, z0, z1, truth, line = _fold_pair()
         pinned = dataclasses.replace(SMALL, restarts=0)
         # Snell's crossing, from a scalar minimisation like `snell_length`'s.
         grid = np.linspace(-1.0, 1.0, 200_001)
