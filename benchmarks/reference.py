@@ -39,9 +39,11 @@ length, the per-start lengths at 32 segments (for the start dependence),
 iterations per level (the restarts' summed, the polishing's summed), and the
 257 nodes.
 
-Run (in the background; at most one such process on the shared 2-core CPU):
+Run (in the background, one process per core at most; a second process with
+`--from-end` takes the chunks from the other end):
 
     PYTHONPATH=src:benchmarks nice -n 15 python benchmarks/reference.py relu
+    PYTHONPATH=src:benchmarks nice -n 15 python benchmarks/reference.py relu --from-end
     PYTHONPATH=src:benchmarks python benchmarks/reference.py elu --pairs 200
     PYTHONPATH=src:benchmarks python benchmarks/reference.py relu --validate 50
 
@@ -425,9 +427,11 @@ def save_chunk(path, **arrays):
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
-def run(model, num_pairs=None, schedule=STANDARD):
+def run(model, num_pairs=None, schedule=STANDARD, from_end=False):
     """Solve the first `num_pairs` (all by default) of `pair_order()` in chunks
-    of 25, skipping chunks already stored."""
+    of 25, skipping chunks already stored; `from_end`: the last chunk first,
+    so that a second process (on the other core) meets the first in the
+    middle."""
     metric, train, query = models.load(model)
     metric64 = to_float64(metric)
     order = pair_order()
@@ -437,6 +441,7 @@ def run(model, num_pairs=None, schedule=STANDARD):
     out.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".log").open("a")
     todo = [k for k in range(len(chunks)) if not current(out / f"chunk_{k:04d}.npz")]
+    todo = todo[::-1] if from_end else todo
     total = sum(map(len, chunks))
     done_pairs = total - sum(len(chunks[k]) for k in todo)
     print(
@@ -453,6 +458,8 @@ def run(model, num_pairs=None, schedule=STANDARD):
     starts = starting_curves(metric, train, query, rows[picks], cols[picks], first)
     solver = compiled_solver(metric64, schedule)
     for k in todo:
+        if current(out / f"chunk_{k:04d}.npz"):  # solved by the other process
+            continue
         index = np.concatenate([np.flatnonzero(picks == p) for p in chunks[k]])
         start = time.perf_counter()
         polish = library_curves(
@@ -554,8 +561,11 @@ if __name__ == "__main__":
     parser.add_argument("model", choices=sorted(models.MODELS))
     parser.add_argument("--pairs", type=int, help="a seeded sample (default all)")
     parser.add_argument("--validate", type=int, metavar="N", help="validate on N")
+    parser.add_argument(
+        "--from-end", action="store_true", help="last chunk first (a second process)"
+    )
     args = parser.parse_args()
     if args.validate:
         validate(args.model, args.validate)
     else:
-        run(args.model, args.pairs)
+        run(args.model, args.pairs, from_end=args.from_end)
