@@ -1,5 +1,18 @@
+import os
+
 import jax
 import pytest
+
+# Compiling dominates the suite's time, and most of it is XLA's optimisation
+# passes: without them the suite takes about a third less. The numbers the
+# tests assert do not depend on them (every tolerance is the method's, not
+# the compiler's). Also set in the environment, so that the processes tests
+# start compile alike (their arrays are compared bit for bit).
+# `LATENTGEO_TEST_OPTIMISED=1` compiles as users do (CI's lowest-versions and
+# float64 passes).
+if os.environ.get("LATENTGEO_TEST_OPTIMISED") != "1":
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+    jax.config.update("jax_disable_most_optimizations", True)
 
 # Silent broadcasting and dtype promotion fail loudly in the test suite.
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -60,7 +60,7 @@ def test_digest_is_the_same_in_a_fresh_process(reference):
     # and with the same XLA options: the values, and so their digest, change
     # in their last bits with XLA's optimisation level (seen with
     # XLA_FLAGS=--xla_backend_optimization_level=0).
-    inherited = ("JAX_ENABLE_X64", "XLA_FLAGS")
+    inherited = ("JAX_ENABLE_X64", "XLA_FLAGS", "JAX_DISABLE_MOST_OPTIMIZATIONS")
     settings = {k: v for k, v in os.environ.items() if k in inherited}
     done = subprocess.run(
         [sys.executable, "-c", script],
