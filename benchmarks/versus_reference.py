@@ -6,10 +6,12 @@ and scores each curve by its length on 1,025 points in float64
 (`score.fine_lengths`) against the reference. Methods:
 
 - `default`: `pairwise_geodesics(metric, points, pairs=...)`;
-- `restart-lm-1`: the default's local solver with one constant-speed restart
-  by plain Levenberg–Marquardt (the documented opt-in);
-- `straight-and-two-routes`: `init=lg.ShortestOf(lg.StraightStart(),
-  lg.TwoRoutes())` with the default's local solver and 32-segment curves.
+- `two-routes`: `init=lg.TwoRoutes()`, the default before the probed
+  straight line;
+- `restarted`: the default's starts and a probed constant-speed restart,
+  `init=lg.ShortestOf(lg.TwoRoutes(), lg.Probed(lg.StraightStart()),
+  lg.Probed(lg.ConstantSpeedStart()))`;
+- `restarted-64`: the same on 64-segment curves with 256 energy points.
 
 CPU seconds per pair are process time of a whole run over the pairs (the
 second of two identical runs), so each pair pays its share of one lattice.
@@ -37,21 +39,16 @@ import latentgeo as lg
 
 def _methods() -> dict:
     """`{label: pairwise_geodesics keyword arguments}`."""
-    local = lg.Escalating()
+    restarted = lg.ShortestOf(
+        lg.TwoRoutes(),
+        lg.Probed(lg.StraightStart()),
+        lg.Probed(lg.ConstantSpeedStart()),
+    )
     return {
         "default": {},
-        "restart-lm-1": dict(
-            solver=lg.AutoSolver(
-                least_squares=lg.ConstantSpeedRestarts(
-                    local, restart_solver=lg.LevenbergMarquardt(), max_restarts=1
-                )
-            )
-        ),
-        "straight-and-two-routes": dict(
-            init=lg.ShortestOf(lg.StraightStart(), lg.TwoRoutes()),
-            solver=lg.AutoSolver(least_squares=local),
-            discretisation=lg.Discretisation(32, 128),
-        ),
+        "two-routes": dict(init=lg.TwoRoutes()),
+        "restarted": dict(init=restarted),
+        "restarted-64": dict(init=restarted, discretisation=lg.Discretisation(64, 256)),
     }
 
 

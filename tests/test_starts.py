@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import latentgeo as lg
-from helpers import LOCAL, Linear, default_float
+from helpers import LOCAL, Fold, Linear, default_float, snell_length
 
 LINEAR = lg.PullbackMetric(Linear(jnp.array([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]])))
 
@@ -322,3 +322,117 @@ def test_bad_two_routes():
         lg.TwoRoutes(probe_pairs=0)
     with pytest.raises(ValueError, match="min_shorter"):
         lg.TwoRoutes(min_shorter=0)
+
+
+def test_probed_start_is_solved_beyond_the_probe_only_where_it_paid(tmp_path):
+    metric = Obstacles()
+    points = np.array([[-1.5, -0.1], [1.5, -0.1]], default_float())
+    pairs = np.tile([[0, 1]], (5, 1))  # the probe takes pairs 0 and 4
+    options = dict(
+        discretisation=lg.Discretisation(num_segments=8, max_steps=300),
+        solver=lg.OptaxSolver(),
+        progress=False,
+        pairs=pairs,
+    )
+    # The straight start slides under the bump; the path over it is shorter.
+    under = lg.pairwise_geodesics(metric, points, init=lg.StraightStart(), **options)
+    over = lg.pairwise_geodesics(metric, points, init=TwoWaysRound(2.9), **options)
+    assert over.lengths[0] < 0.97 * under.lengths[0]
+
+    def probed(*min_shorter, **more):
+        starts = [lg.Probed(TwoWaysRound(2.9), 2, m) for m in min_shorter]
+        init = lg.ShortestOf(lg.StraightStart(), *starts)
+        return lg.pairwise_geodesics(metric, points, init=init, **options, **more)
+
+    # Shorter on both probe pairs: every pair solves it.
+    kept = probed(2)
+    np.testing.assert_allclose(kept.lengths, over.lengths, rtol=1e-6)
+    steps = under.num_steps + over.num_steps
+    np.testing.assert_array_equal(kept.num_steps, steps)
+    # Asked to be shorter on three, it is solved on the probe's pairs only.
+    path = tmp_path / "run.npz"
+    dropped = probed(3, checkpoint=path)
+    probe, rest = np.array([0, 4]), np.array([1, 2, 3])
+    np.testing.assert_allclose(dropped.lengths[probe], over.lengths[probe], rtol=1e-6)
+    np.testing.assert_allclose(dropped.lengths[rest], under.lengths[rest], rtol=1e-6)
+    np.testing.assert_array_equal(dropped.num_steps[rest], under.num_steps[rest])
+    with np.load(path) as data:
+        assert data["kept_sources"].tolist() == [True, False]
+    # Two probed starts that find the same shorter geodesic: the first is
+    # kept, the second, no shorter than the first, is not.
+    twice = probed(2, 2, checkpoint=tmp_path / "twice.npz")
+    np.testing.assert_allclose(twice.lengths, over.lengths, rtol=1e-6)
+    np.testing.assert_array_equal(twice.num_steps[rest], steps[rest])
+    with np.load(tmp_path / "twice.npz") as data:
+        assert data["kept_sources"].tolist() == [True, True, False]
+
+
+def test_probe_keeps_probed_sources_in_order_against_those_kept():
+    def source(ids, rows, cols, best):
+        return None
+
+    probed = lg._probe.ProbedSource(source, probe_pairs=4, min_shorter=2)
+    lengths = np.array(
+        [
+            [1.0, 1.0, 1.0, 1.0],  # not probed: always kept
+            [0.9, 0.9, 1.0, np.nan],  # shorter on two pairs: kept
+            [0.9, 0.9, 0.95, 1.0],  # shorter than the kept ones on one only
+            [0.8, 0.8, 1.0, 1.0],  # shorter than both kept on two
+        ]
+    )
+    keep = lg._probe.kept_sources([source, probed, probed, probed], lengths)
+    assert keep.tolist() == [True, True, False, True]
+    # All probed: the first is the one the others must beat.
+    keep = lg._probe.kept_sources([probed, probed], lengths[[2, 0]])
+    assert keep.tolist() == [True, False]
+
+
+def test_bad_probed():
+    with pytest.raises(TypeError, match="start such as|parameter 'start'"):
+        lg.Probed("straight")
+    with pytest.raises(ValueError, match="probe_pairs"):
+        lg.Probed(lg.StraightStart(), probe_pairs=0)
+    with pytest.raises(ValueError, match="min_shorter"):
+        lg.Probed(lg.StraightStart(), min_shorter=0)
+
+
+def test_constant_speed_start_leaves_the_local_minimum_at_a_relu_fold():
+    """From the straight line, Levenberg–Marquardt stops at a curve that
+    crosses the fold at the wrong time (over 1% above Snell's law); started
+    again from that curve at constant speed, it comes within 0.5% of Snell's
+    length, and within 0.15% after a second restart. On a
+    flat metric the straight geodesic already runs at even speed and is not
+    solved again."""
+    metric = lg.PullbackMetric(Fold(), latent_dim=2)
+    points = np.array([[-1.0, -0.7], [1.0, 0.9]], default_float())
+    truth = snell_length(points[0], points[1])
+    options = dict(
+        solver=lg.LevenbergMarquardt(),
+        discretisation=lg.Discretisation(10, 64),
+        progress=False,
+    )
+    plain = lg.pairwise_geodesics(metric, points, init=lg.StraightStart(), **options)
+    init = lg.ShortestOf(lg.StraightStart(), lg.ConstantSpeedStart())
+    restarted = lg.pairwise_geodesics(metric, points, init=init, **options)
+    twice = lg.ShortestOf(init, lg.ConstantSpeedStart())
+    restarted_twice = lg.pairwise_geodesics(metric, points, init=twice, **options)
+    assert float(plain.lengths[0]) > 1.01 * truth
+    assert truth <= float(restarted.lengths[0]) <= 1.005 * truth
+    assert truth <= float(restarted_twice.lengths[0]) <= 1.0015 * truth
+    assert int(restarted.num_steps[0]) > int(plain.num_steps[0])
+    flat = lg.pairwise_geodesics(LINEAR, points, init=lg.StraightStart(), **options)
+    again = lg.pairwise_geodesics(LINEAR, points, init=init, **options)
+    np.testing.assert_allclose(again.lengths, flat.lengths, rtol=1e-6)
+    np.testing.assert_array_equal(again.num_steps, flat.num_steps)
+
+
+def test_constant_speed_start_needs_an_earlier_start():
+    points = _points(3)
+    with pytest.raises(ValueError, match="earlier starts"):
+        lg.pairwise_distances(
+            LINEAR, points, init=lg.ConstantSpeedStart(), progress=False
+        )
+    with pytest.raises(ValueError, match="first start"):
+        lg.ShortestOf(lg.Probed(lg.ConstantSpeedStart()), lg.StraightStart())
+    with pytest.raises(ValueError, match="evenness"):
+        lg.ConstantSpeedStart(evenness=-1.0)

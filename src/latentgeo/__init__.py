@@ -83,9 +83,11 @@ from ._stability import (
 from ._starts import (
     AbstractGraphStart as AbstractGraphStart,
     AbstractStart as AbstractStart,
+    ConstantSpeedStart as ConstantSpeedStart,
     GivenCurves as GivenCurves,
     GraphStart as GraphStart,
     LatticeStart as LatticeStart,
+    Probed as Probed,
     ShortestOf as ShortestOf,
     StraightStart as StraightStart,
     TwoRoutes as TwoRoutes,

@@ -83,20 +83,28 @@ def pairwise_geodesics(
       [`LatticeStart()`][latentgeo.LatticeStart],
       [`ShortestOf(...)`][latentgeo.ShortestOf] of several,
       [`TwoRoutes(...)`][latentgeo.TwoRoutes] (a graph's shortest path and its
-      best route away from it), or
+      best route away from it),
+      [`Probed(...)`][latentgeo.Probed] (a start solved beyond a probe of
+      the run only where it pays),
+      [`ConstantSpeedStart()`][latentgeo.ConstantSpeedStart] (the shortest
+      curve so far, restarted at constant speed), or
       [`GivenCurves`][latentgeo.GivenCurves] (a batched `CubicSpline` passed
       here is short for it). Default: in a 2-D latent space both routes of
       every pair on one lattice over the points' box
       ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route, no data points
-      needed); in more dimensions the shorter of the straight start and the
-      path through the neighbour graph of `points`
-      (`ShortestOf(StraightStart(), GraphStart())`; add data codes as nodes
-      with `GraphStart(extra_points=...)`).
+      needed), then, each where the run's probe finds that it pays, the
+      straight line and a restart at constant speed
+      (`ShortestOf(TwoRoutes(), Probed(StraightStart()),
+      Probed(ConstantSpeedStart()))`); in more dimensions the shorter of
+      the straight start and the path through the neighbour graph of
+      `points` (`ShortestOf(StraightStart(), GraphStart())`; add data codes
+      as nodes with `GraphStart(extra_points=...)`).
     - `solver`, `energy`, `discretisation`: as for
       [`geodesic`][latentgeo.geodesic]. The default solver and
       discretisation are the start's
       ([`AbstractStart.default_solver`][latentgeo.AbstractStart.default_solver]):
-      after `TwoRoutes` the local solver,
+      after `TwoRoutes` (and a `ShortestOf` that begins with it, as the 2-D
+      default does) the local solver,
       `AutoSolver(least_squares=Escalating())`, on 32-segment curves with
       128 energy points; after other starts
       [`AutoSolver()`][latentgeo.AutoSolver] on
@@ -272,7 +280,10 @@ def _solve_from_starts(
     ends = [placement.shard(points[index]) for index in (rows, cols)]
     found = []
     for source in sources:
-        params, start, skip = source(ids, rows, cols), None, None
+        best = _shortest(found)["params"] if found else None
+        params, start, skip = source(ids, rows, cols, best), None, None
+        if params is None and found:
+            params = np.zeros_like(best)  # the straight line, as explicit curves
         if params is not None:
             # A pair a later source has no curve for is not solved again (in
             # lockstep groups of a solver that is not one loop it restarts
@@ -281,7 +292,6 @@ def _solve_from_starts(
             params = np.asarray(params)
             none = np.all(np.isnan(params), axis=(1, 2)) & bool(found)
             if none.any():
-                best = _shortest(found)["params"]
                 params = np.where(none[:, None, None], best, params)
             start, skip = placement.shard(params), placement.shard(none)
         found.append(solve_chunk(placement, metric, *ends, start, *settings, skip))

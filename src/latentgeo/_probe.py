@@ -1,14 +1,15 @@
 """The probe of an all-pairs run: whether a source of starting curves that
-costs a second solve per pair pays on this run, decided on a sample of its
+costs another solve per pair pays on this run, decided on a sample of its
 pairs.
 
 [`TwoRoutes`][latentgeo.TwoRoutes]' second route shortens a few percent of the
 geodesics of a ReLU decoder and almost none of a smooth one (measured on the
 performance page). Rather than deciding by the decoder's activation, the run
 measures it: the probe's pairs, spread evenly over the run's, are solved from
-every source; a [`ProbedSource`][latentgeo._probe.ProbedSource] is kept for
-the other pairs only if its geodesic came out shorter than every other
-source's on at least `min_shorter` of them.
+every source; a [`ProbedSource`][latentgeo._probe.ProbedSource] (`TwoRoutes`'
+second route, every source of a [`Probed`][latentgeo.Probed] start) is kept
+for the other pairs only if its geodesic came out shorter than the kept
+sources' on at least `min_shorter` of them.
 """
 
 import dataclasses
@@ -31,8 +32,8 @@ class ProbedSource:
     probe_pairs: int
     min_shorter: int
 
-    def __call__(self, ids, rows, cols):
-        return self.source(ids, rows, cols)
+    def __call__(self, ids, rows, cols, best):
+        return self.source(ids, rows, cols, best)
 
 
 def probe_ids(sources: list[Callable], num_pairs: int) -> np.ndarray:
@@ -49,13 +50,18 @@ def probe_ids(sources: list[Callable], num_pairs: int) -> np.ndarray:
 def kept_sources(sources: list[Callable], lengths: np.ndarray) -> np.ndarray:
     """Which `sources` solve the pairs after the probe, from the probe's
     `lengths` `(S, P)` (source by pair; NaN where a source had no curve for a
-    pair or its curve met NaN or inf): every source that is not probed, and a
-    probed one that was the shortest on at least its `min_shorter` pairs."""
+    pair or its curve met NaN or inf): every source that is not probed (the
+    first source when all are), then each probed one, in order, that was
+    shorter than every source kept so far on at least its `min_shorter` pairs.
+    Judged in order, two probed sources that find the same shorter geodesics
+    are not both kept, nor both dropped."""
     finite = np.where(np.isnan(lengths), np.inf, lengths)
-    keep = np.ones(len(sources), bool)
+    probed = [isinstance(source, ProbedSource) for source in sources]
+    keep = ~np.asarray(probed, bool)
+    keep[0] |= all(probed)
     for index, source in enumerate(sources):
-        if isinstance(source, ProbedSource):
-            others = np.delete(finite, index, axis=0).min(axis=0)
-            shorter = finite[index] < others * (1 - SHORTER)
+        if probed[index] and not keep[index]:
+            best = finite[keep].min(axis=0)
+            shorter = finite[index] < best * (1 - SHORTER)
             keep[index] = np.count_nonzero(shorter) >= source.min_shorter
     return keep

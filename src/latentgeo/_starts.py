@@ -14,6 +14,8 @@ import functools
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float, Int
 
@@ -25,15 +27,19 @@ from ._lattice_graph import lattice_paths
 from ._metric import AbstractMetric
 from ._probe import ProbedSource
 from ._solvers import AbstractCurveSolver, AutoSolver, Escalating
+from ._solvers._constant_speed import constant_speed_params
 
-CurveSource = Callable[[np.ndarray, np.ndarray, np.ndarray], ArrayLike | None]
-"""`source(ids, rows, cols)`: starting spline parameters `(B, n + 1, d)` for the
-pairs `ids` (rows of the run's `pairs`) joining `points[rows]` to
-`points[cols]`, or `None` for straight lines. A pair whose parameters are all
-NaN gets no curve of its own from this source: it keeps the best curve the
-run's earlier sources found for it and is not solved again (in lockstep groups
-of a solver that is not one loop, such as `LatticeSearch`, it restarts from
-that curve)."""
+CurveSource = Callable[
+    [np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], ArrayLike | None
+]
+"""`source(ids, rows, cols, best)`: starting spline parameters `(B, n + 1, d)`
+for the pairs `ids` (rows of the run's `pairs`) joining `points[rows]` to
+`points[cols]`, or `None` for straight lines. `best` `(B, n + 1, d)` holds the
+parameters of the shortest curve the run's earlier sources found for each pair
+(`None` for the first source); most sources ignore it. A pair whose parameters
+are all NaN gets no curve of its own from this source: it keeps that best
+curve and is not solved again (in lockstep groups of a solver that is not one
+loop, such as `LatticeSearch`, it restarts from that curve)."""
 
 
 class AbstractStart(eqx.Module):
@@ -65,7 +71,7 @@ class AbstractStart(eqx.Module):
         return Discretisation()
 
 
-def _straight(ids, rows, cols) -> None:
+def _straight(ids, rows, cols, best) -> None:
     return None
 
 
@@ -219,7 +225,7 @@ class LatticeStart(AbstractGraphStart):
 
 
 def _alternative_curves(
-    graph: GraphPaths, fields, num_segments, separation, slack, ids, rows, cols
+    graph: GraphPaths, fields, num_segments, separation, slack, ids, rows, cols, best
 ):
     curves, found = graph.alternative_curves(
         rows, cols, num_segments, separation=separation, slack=slack, fields=fields
@@ -231,9 +237,9 @@ def _alternative_curves(
 class TwoRoutes(AbstractStart):
     """Solve every pair from its shortest graph path and from its best route
     other than that one, where such a route is nearly as short; keep the
-    shorter geodesic. The default start of
-    [`pairwise_geodesics`][latentgeo.pairwise_geodesics] in a two-dimensional
-    latent space.
+    shorter geodesic. The first start of
+    [`pairwise_geodesics`][latentgeo.pairwise_geodesics]' default in a
+    two-dimensional latent space.
 
     On ReLU decoders two routes a fraction of a percent apart in graph length
     can lead to geodesics a percent or more apart, in either order, so the
@@ -339,16 +345,21 @@ class TwoRoutes(AbstractStart):
 
 
 def default_start(latent_dim: int) -> AbstractStart:
-    """The start of a run that names none: in two latent dimensions both
+    """The start of a run that names none. In two latent dimensions both
     routes of every pair on one lattice over the points' box
     ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route through the box, no
-    data points needed); in others the shorter of the straight start and the
-    path in the neighbour graph of the points: "global" there means over the
-    routes through the given points (pass
-    `ShortestOf(StraightStart(), GraphStart(extra_points=codes))` to add data
-    codes as nodes)."""
+    data points needed), then, each where a probe of the run finds that it
+    pays ([`Probed`][latentgeo.Probed]), the straight line and a restart of
+    the shortest curve at constant speed
+    ([`ConstantSpeedStart()`][latentgeo.ConstantSpeedStart]). In others the
+    shorter of the straight start and the path in the neighbour graph of the
+    points: "global" there means over the routes through the given points
+    (pass `ShortestOf(StraightStart(), GraphStart(extra_points=codes))` to add
+    data codes as nodes)."""
     if latent_dim == 2:
-        return TwoRoutes()
+        return ShortestOf(
+            TwoRoutes(), Probed(StraightStart()), Probed(ConstantSpeedStart())
+        )
     return ShortestOf(StraightStart(), GraphStart())
 
 
@@ -358,7 +369,9 @@ def default_graph(latent_dim: int) -> AbstractGraphStart:
     return LatticeStart() if latent_dim == 2 else GraphStart()
 
 
-def _graph_curves(graph: GraphPaths, num_segments: int, ids, rows, cols, fields=None):
+def _graph_curves(
+    graph: GraphPaths, num_segments: int, ids, rows, cols, best, fields=None
+):
     return graph.init_curves(rows, cols, num_segments, fields=fields).params
 
 
@@ -366,7 +379,8 @@ class ShortestOf(AbstractStart):
     """Solve every pair from each of several starts and keep the shortest curve.
 
     Costs one solve per start; `PairwiseResult.num_steps` counts them all. A
-    start whose curve meets NaN or inf loses to any finite one.
+    start whose curve meets NaN or inf loses to any finite one. A run that
+    names no solver or discretisation takes the first start's.
 
     **Arguments:**
 
@@ -396,6 +410,14 @@ class ShortestOf(AbstractStart):
                     "`ShortestOf` takes starts such as `lg.StraightStart()` or "
                     f"`lg.GraphStart()`, got {type(start).__name__}."
                 )
+        first = self.starts[0]
+        if isinstance(first, Probed):
+            first = first.start
+        if isinstance(first, ConstantSpeedStart):
+            raise ValueError(
+                "`ConstantSpeedStart` restarts the curves of earlier starts: it "
+                "cannot be the first start of `ShortestOf`."
+            )
 
     def sources(
         self, metric, points, pairs, num_segments, progress
@@ -404,6 +426,170 @@ class ShortestOf(AbstractStart):
             source
             for start in self.starts
             for source in start.sources(metric, points, pairs, num_segments, progress)
+        ]
+
+    def default_solver(self) -> AbstractCurveSolver:
+        """The first start's default solver."""
+        return self.starts[0].default_solver()
+
+    def default_discretisation(self) -> Discretisation:
+        """The first start's default discretisation."""
+        return self.starts[0].default_discretisation()
+
+
+class Probed(AbstractStart):
+    """Solve a start's curves on a probe of the run's pairs, and on the other
+    pairs only where they paid on the probe; for a start that finds shorter
+    geodesics on some decoders and costs a solve per pair for nothing on
+    others.
+
+    The probe's `probe_pairs` pairs, spread evenly over the run's, are solved
+    first, from every start of the run. The probed start is solved on the
+    other pairs only if its geodesic came out more than 0.1% shorter than
+    those of the run's other starts on at least `min_shorter` of the probe's
+    pairs (the other starts: those not probed, and probed ones listed before
+    it that were kept). The decision is stored in the run's checkpoint, so a
+    resumed run keeps it. A run of at most `probe_pairs` pairs is its own
+    probe: every pair is solved from every start. Used within
+    [`ShortestOf`][latentgeo.ShortestOf]; the default start of
+    [`pairwise_geodesics`][latentgeo.pairwise_geodesics] in two latent
+    dimensions probes the straight line and a constant-speed restart this way
+    (measured on the
+    [performance page](../performance.md#the-probe-does-another-start-pay-on-this-run)).
+
+    **Arguments:**
+
+    - `start`: the probed [`AbstractStart`][latentgeo.AbstractStart]; all its
+      sources of curves are probed (each decided on its own).
+    - `probe_pairs`: pairs of the probe (128).
+    - `min_shorter`: probe pairs on which it must give the shortest geodesic
+      for the rest of the run to solve it (2).
+
+    **Example:**
+
+    ```python
+    init = lg.ShortestOf(lg.TwoRoutes(), lg.Probed(lg.StraightStart()))
+    result = lg.pairwise_geodesics(metric, Z, init=init)
+    ```
+    """
+
+    start: AbstractStart
+    probe_pairs: int = eqx.field(static=True, default=128)
+    min_shorter: int = eqx.field(static=True, default=2)
+
+    def __check_init__(self):
+        if not isinstance(self.start, AbstractStart):
+            raise TypeError(
+                "`Probed` takes a start such as `lg.StraightStart()`, got "
+                f"{type(self.start).__name__}."
+            )
+        if self.probe_pairs < 1 or self.min_shorter < 1:
+            raise ValueError(
+                "Need `probe_pairs` >= 1 and `min_shorter` >= 1, got "
+                f"{self.probe_pairs}, {self.min_shorter}."
+            )
+
+    def sources(
+        self, metric, points, pairs, num_segments, progress
+    ) -> list[CurveSource]:
+        inner = self.start.sources(metric, points, pairs, num_segments, progress)
+        return [
+            ProbedSource(
+                source.source if isinstance(source, ProbedSource) else source,
+                self.probe_pairs,
+                self.min_shorter,
+            )
+            for source in inner
+        ]
+
+    def default_solver(self) -> AbstractCurveSolver:
+        """The probed start's default solver."""
+        return self.start.default_solver()
+
+    def default_discretisation(self) -> Discretisation:
+        """The probed start's default discretisation."""
+        return self.start.default_discretisation()
+
+
+@eqx.filter_jit
+def _constant_speed_batch(metric, z0, z1, params, speed_points):
+    def one(start, end, curve_params):
+        curve = CubicSpline(start, end, curve_params)
+        return constant_speed_params(metric, curve, speed_points)
+
+    return jax.vmap(one)(z0, z1, params)
+
+
+def _constant_speed_curves(
+    metric, points, evenness, speed_points, ids, rows, cols, best
+) -> np.ndarray:
+    if best is None:
+        raise ValueError(
+            "`ConstantSpeedStart` restarts the curves of earlier starts: use it "
+            "after one, as in `lg.ShortestOf(lg.TwoRoutes(), "
+            "lg.ConstantSpeedStart())`."
+        )
+    params, unevenness = _constant_speed_batch(
+        metric, points[rows], points[cols], jnp.asarray(best), speed_points
+    )
+    unevenness = np.asarray(unevenness)
+    even = ~np.isfinite(unevenness) | (unevenness <= 1 + evenness)
+    return np.where(even[:, None, None], np.nan, np.asarray(params))
+
+
+class ConstantSpeedStart(AbstractStart):
+    """Start every pair again from the shortest curve the run's earlier starts
+    found for it, its path moved to constant metric speed: a restart for
+    decoders whose geodesic energy has many local minima along one route.
+
+    On a ReLU decoder a local solver can stop on a curve whose path is right
+    but whose speed is uneven: it crosses an activation boundary at the wrong
+    time, and moving the crossing means leaving a piece of the piecewise
+    quadratic energy. Refitted at constant speed along its own path (one
+    forward pass of the metric on `speed_points` points, no derivatives), the
+    curve's energy drops to about its squared length and the solver goes on
+    downhill ([`ConstantSpeedRestarts`][latentgeo.ConstantSpeedRestarts] does
+    the same within one solve). A pair whose curve already runs at even speed
+    (its largest step within `evenness` of the mean) is not solved again. Use
+    it after another start in [`ShortestOf`][latentgeo.ShortestOf], probed
+    ([`Probed`][latentgeo.Probed]) where it may not pay; what it gains is on
+    the [performance page](../performance.md#constant-speed-restarts).
+
+    **Arguments:**
+
+    - `evenness`: speeds within this fraction of the mean count as even (0.05).
+    - `speed_points`: points on which the speed is measured and the curve
+      refitted (257).
+
+    **Example:**
+
+    ```python
+    init = lg.ShortestOf(lg.TwoRoutes(), lg.Probed(lg.ConstantSpeedStart()))
+    result = lg.pairwise_geodesics(metric, Z, init=init)
+    ```
+    """
+
+    evenness: float = eqx.field(static=True, default=0.05)
+    speed_points: int = eqx.field(static=True, default=257)
+
+    def __check_init__(self):
+        if not (self.evenness >= 0 and self.speed_points >= 2):
+            raise ValueError(
+                "Need `evenness` >= 0 and `speed_points` >= 2, got "
+                f"{self.evenness}, {self.speed_points}."
+            )
+
+    def sources(
+        self, metric, points, pairs, num_segments, progress
+    ) -> list[CurveSource]:
+        return [
+            functools.partial(
+                _constant_speed_curves,
+                metric,
+                points,
+                self.evenness,
+                self.speed_points,
+            )
         ]
 
 
@@ -458,7 +644,7 @@ class GivenCurves(AbstractStart):
                     f"The given curves {wrong[:10].tolist()} have a `{name}` other "
                     "than their pair's point."
                 )
-        return [lambda ids, rows, cols: params[ids]]
+        return [lambda ids, rows, cols, best: params[ids]]
 
 
 def as_start(init: "AbstractStart | CubicSpline") -> "AbstractStart":
