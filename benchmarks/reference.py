@@ -50,10 +50,11 @@ Run (in the background, one process per core at most; a second process with
 Pairs are solved in a fixed random order (`pair_order()`), 25 per chunk; a run
 with `--pairs N` does the first N, so every sample (a prefix of that order,
 `pair_sample(N)`) is covered first. Output: one file per chunk,
-`benchmarks/.cache/reference/<model>/chunk_<k>.npz`, written atomically; a
-rerun skips the chunks that exist and were solved by this `VERSION` (an
-interrupt, even `kill -9`, loses at most the chunk in progress). Progress and
-ETA: `benchmarks/.cache/reference/<model>.log`.
+`benchmarks/results/reference/<model>/chunk_<k>.npz` (about 100 kB each,
+committed: a reference takes hours and no machine keeps an ignored cache),
+written atomically; a rerun skips the chunks that exist and were solved by
+this `VERSION` (an interrupt, even `kill -9`, loses at most the chunk in
+progress). Progress and ETA: `benchmarks/results/reference/<model>.log`.
 `--validate N` re-solves the first N pairs at doubled resolution and iterations
 (512 segments, twice the iteration caps) and prints the relative change.
 `load(model)` returns what is done so far.
@@ -65,6 +66,7 @@ import io
 import os
 import time
 import warnings
+from pathlib import Path
 from typing import NamedTuple
 
 import equinox as eqx
@@ -77,7 +79,7 @@ import optax
 import latentgeo as lg
 from latentgeo._atomic import atomic_write
 
-OUTPUT = models.CACHE / "reference"
+OUTPUT = Path(__file__).parent / "results" / "reference"
 FINE = 1025
 CHUNK = 25
 START_NAMES = ("straight", "graph", "graph-query-only")
