@@ -1,6 +1,8 @@
 """Starting-curve strategies of `pairwise_geodesics`; the option strings of
 latentgeo 0.1 they replaced are refused."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -241,12 +243,18 @@ def test_two_routes_solves_from_the_second_route_and_keeps_the_shorter():
     one = lg.pairwise_geodesics(metric, points, init=init, **options)
     np.testing.assert_allclose(one.distances, under.distances, rtol=1e-6)
     assert one.num_steps[0] == under.num_steps[0]
-    # ... nor in refilled lockstep slots (a solver that runs as one loop) ...
+    # ... nor in refilled lockstep slots (a solver that runs as one loop; a
+    # batched solve may round differently, so it is compared with the first
+    # route solved alone in the same slots) ...
     lockstep = lg.pairwise_geodesics(
         metric, points, init=init, vmap_size=None, **options
     )
-    np.testing.assert_allclose(lockstep.distances, under.distances, rtol=1e-6)
-    assert lockstep.num_steps[0] == under.num_steps[0]
+    alone = lg.pairwise_geodesics(
+        metric, points, init=TwoWaysRound(), vmap_size=None, **options
+    )
+    np.testing.assert_allclose(lockstep.distances, under.distances, rtol=1e-5)
+    np.testing.assert_allclose(lockstep.distances, alone.distances, rtol=1e-6)
+    assert lockstep.num_steps[0] == alone.num_steps[0]
     # ... and in lockstep groups of other solvers it restarts from its
     # converged first curve: a few steps.
     composed = dict(
@@ -436,3 +444,81 @@ def test_constant_speed_start_needs_an_earlier_start():
         lg.ShortestOf(lg.Probed(lg.ConstantSpeedStart()), lg.StraightStart())
     with pytest.raises(ValueError, match="evenness"):
         lg.ConstantSpeedStart(evenness=-1.0)
+
+
+def test_screened_start_is_solved_on_only_where_its_brief_solve_came_close():
+    """The straight line between the `Obstacles` points, screened against the
+    geodesic over the bump: a brief solve of the straight line is far longer
+    (the line crosses the bump), so with no slack the full solve is skipped;
+    with a generous slack it runs, and slides under the bump to a geodesic
+    longer than the one over it, which is kept either way."""
+    metric = Obstacles()
+    points = np.array([[-1.5, -0.1], [1.5, -0.1]], default_float())
+    discretisation = lg.Discretisation(num_segments=8, max_steps=300)
+    options = dict(discretisation=discretisation, progress=False)
+    over = lg.pairwise_geodesics(
+        metric, points, init=TwoWaysRound(2.9), solver=lg.OptaxSolver(), **options
+    )
+    under = lg.pairwise_geodesics(
+        metric, points, init=lg.StraightStart(), solver=lg.OptaxSolver(), **options
+    )
+    brief_settings = dataclasses.replace(discretisation, max_steps=5)
+    brief = lg.geodesic(
+        metric,
+        points[0],
+        points[1],
+        solver=lg.OptaxSolver(),
+        discretisation=brief_settings,
+        throw=False,
+    )
+    assert float(brief.length) > 1.2 * float(over.lengths[0])
+    assert float(under.lengths[0]) > 1.03 * float(over.lengths[0])
+
+    def screened(within):
+        screen = lg.Screened(lg.StraightStart(), 5, within, lg.OptaxSolver())
+        init = lg.ShortestOf(TwoWaysRound(2.9), screen)
+        return lg.pairwise_geodesics(
+            metric, points, init=init, solver=lg.OptaxSolver(), **options
+        )
+
+    skipped = screened(0.1)
+    np.testing.assert_allclose(skipped.lengths, over.lengths, rtol=1e-6)
+    assert skipped.num_steps[0] == over.num_steps[0] + 5
+    solved = screened(1.0)
+    np.testing.assert_allclose(solved.lengths, over.lengths, rtol=1e-6)
+    # The full solve went on from the brief one's curve, to the geodesic
+    # under the bump: more steps than the brief solve alone.
+    assert solved.num_steps[0] > over.num_steps[0] + 5
+    # Probed and screened compose: the screened straight line never beats
+    # the route over the bump, so the probe drops it.
+    init = lg.ShortestOf(
+        TwoWaysRound(2.9),
+        lg.Probed(lg.Screened(lg.StraightStart(), 5, 1.0, lg.OptaxSolver()), 2, 1),
+    )
+    pairs = np.tile([[0, 1]], (3, 1))
+    probed = lg.pairwise_geodesics(
+        metric, points, init=init, solver=lg.OptaxSolver(), pairs=pairs, **options
+    )
+    np.testing.assert_allclose(probed.lengths, over.lengths[0], rtol=1e-6)
+    np.testing.assert_array_equal(
+        probed.num_steps[np.array([0, 2])], solved.num_steps[0]
+    )
+    assert probed.num_steps[1] == over.num_steps[0]  # not in the probe
+
+
+def test_screened_start_needs_an_earlier_start():
+    points = _points(3)
+    with pytest.raises(ValueError, match="earlier starts"):
+        lg.pairwise_distances(
+            LINEAR, points, init=lg.Screened(lg.StraightStart()), progress=False
+        )
+    with pytest.raises(ValueError, match="first start"):
+        lg.ShortestOf(lg.Probed(lg.Screened(lg.StraightStart())), lg.StraightStart())
+    with pytest.raises(TypeError, match="start such as|parameter 'start'"):
+        lg.Screened("straight")
+    with pytest.raises(TypeError, match="curve solver|parameter 'solver'"):
+        lg.Screened(lg.StraightStart(), solver="lm")
+    with pytest.raises(ValueError, match="steps"):
+        lg.Screened(lg.StraightStart(), steps=0)
+    with pytest.raises(ValueError, match="within"):
+        lg.Screened(lg.StraightStart(), within=-0.1)

@@ -88,6 +88,7 @@ from ._starts import (
     GraphStart as GraphStart,
     LatticeStart as LatticeStart,
     Probed as Probed,
+    Screened as Screened,
     ShortestOf as ShortestOf,
     StraightStart as StraightStart,
     TwoRoutes as TwoRoutes,

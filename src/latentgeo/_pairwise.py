@@ -27,6 +27,7 @@ from ._geodesic import check_settings
 from ._metric import AbstractMetric, check_metric
 from ._pairwise_result import PairwiseResult, assemble, checked_pairs, warn_failures
 from ._probe import kept_sources, probe_ids
+from ._screen import screen_of, screened_solve
 from ._sharding import Placement, place, solve_chunk
 from ._solvers import AbstractCurveSolver
 from ._starts import (
@@ -86,6 +87,8 @@ def pairwise_geodesics(
       best route away from it),
       [`Probed(...)`][latentgeo.Probed] (a start solved beyond a probe of
       the run only where it pays),
+      [`Screened(...)`][latentgeo.Screened] (a start solved in full only
+      where a brief solve from it came close to the shortest geodesic),
       [`ConstantSpeedStart()`][latentgeo.ConstantSpeedStart] (the shortest
       curve so far, restarted at constant speed), or
       [`GivenCurves`][latentgeo.GivenCurves] (a batched `CubicSpline` passed
@@ -93,8 +96,8 @@ def pairwise_geodesics(
       every pair on one lattice over the points' box
       ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route, no data points
       needed), then, each where the run's probe finds that it pays, the
-      straight line and a restart at constant speed
-      (`ShortestOf(TwoRoutes(), Probed(StraightStart()),
+      straight line (screened by a brief solve) and a restart at constant
+      speed (`ShortestOf(TwoRoutes(), Probed(Screened(StraightStart())),
       Probed(ConstantSpeedStart()))`); in more dimensions the shorter of
       the straight start and the path through the neighbour graph of
       `points` (`ShortestOf(StraightStart(), GraphStart())`; add data codes
@@ -294,7 +297,23 @@ def _solve_from_starts(
             if none.any():
                 params = np.where(none[:, None, None], best, params)
             start, skip = placement.shard(params), placement.shard(none)
-        found.append(solve_chunk(placement, metric, *ends, start, *settings, skip))
+        screen = screen_of(source)
+        if screen is None:
+            found.append(solve_chunk(placement, metric, *ends, start, *settings, skip))
+            continue
+        if not found:
+            raise ValueError(
+                "`Screened` screens a start against the geodesics of earlier "
+                "starts: use it after one, as in `lg.ShortestOf(lg.TwoRoutes(), "
+                "lg.Screened(lg.StraightStart()))`."
+            )
+        solve = functools.partial(solve_chunk, placement, metric, *ends)
+        best_lengths = _shortest(found)["lengths"]
+        found.append(
+            screened_solve(
+                solve, placement.shard, start, none, settings, screen, best_lengths
+            )
+        )
     best = _shortest(found)
     # A pair whose kept curve stopped short of convergence is solved once more
     # from that curve, with a fresh step budget, before it is reported.

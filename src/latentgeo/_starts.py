@@ -26,7 +26,13 @@ from ._graph import GraphPaths, graph_paths
 from ._lattice_graph import lattice_paths
 from ._metric import AbstractMetric
 from ._probe import ProbedSource
-from ._solvers import AbstractCurveSolver, AutoSolver, Escalating
+from ._screen import ScreenedSource
+from ._solvers import (
+    AbstractCurveSolver,
+    AutoSolver,
+    Escalating,
+    LevenbergMarquardt,
+)
 from ._solvers._constant_speed import constant_speed_params
 
 CurveSource = Callable[
@@ -349,8 +355,10 @@ def default_start(latent_dim: int) -> AbstractStart:
     routes of every pair on one lattice over the points' box
     ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route through the box, no
     data points needed), then, each where a probe of the run finds that it
-    pays ([`Probed`][latentgeo.Probed]), the straight line and a restart of
-    the shortest curve at constant speed
+    pays ([`Probed`][latentgeo.Probed]), the straight line (solved on only
+    where a brief solve from it is already the shortest:
+    [`Screened`][latentgeo.Screened]) and a restart of the shortest curve at
+    constant speed
     ([`ConstantSpeedStart()`][latentgeo.ConstantSpeedStart]). In others the
     shorter of the straight start and the path in the neighbour graph of the
     points: "global" there means over the routes through the given points
@@ -358,7 +366,9 @@ def default_start(latent_dim: int) -> AbstractStart:
     data codes as nodes)."""
     if latent_dim == 2:
         return ShortestOf(
-            TwoRoutes(), Probed(StraightStart()), Probed(ConstantSpeedStart())
+            TwoRoutes(),
+            Probed(Screened(StraightStart())),
+            Probed(ConstantSpeedStart()),
         )
     return ShortestOf(StraightStart(), GraphStart())
 
@@ -411,7 +421,12 @@ class ShortestOf(AbstractStart):
                     f"`lg.GraphStart()`, got {type(start).__name__}."
                 )
         first = self.starts[0]
-        if isinstance(first, Probed):
+        while isinstance(first, Probed | Screened):
+            if isinstance(first, Screened):
+                raise ValueError(
+                    "`Screened` screens a start against the geodesics of earlier "
+                    "starts: it cannot be the first start of `ShortestOf`."
+                )
             first = first.start
         if isinstance(first, ConstantSpeedStart):
             raise ValueError(
@@ -508,6 +523,90 @@ class Probed(AbstractStart):
 
     def default_discretisation(self) -> Discretisation:
         """The probed start's default discretisation."""
+        return self.start.default_discretisation()
+
+
+class Screened(AbstractStart):
+    """Solve a start's curves briefly first, and to convergence only where the
+    brief solve came close to the shortest geodesic the run's earlier starts
+    found: for a start whose full solve costs many steps and pays on few
+    pairs.
+
+    Every pair gets `steps` iterations of `solver` from the start's curve; a
+    pair whose curve is then at most `within` (a fraction) longer than its
+    shortest geodesic so far is solved on from there with the run's solver,
+    the others keep the brief curve (which loses to the shorter one).
+    `PairwiseResult.num_steps` counts both solves. Used after another start in
+    [`ShortestOf`][latentgeo.ShortestOf], probed or not
+    ([`Probed`][latentgeo.Probed] of a screened start probes the screened
+    solve). The default start of
+    [`pairwise_geodesics`][latentgeo.pairwise_geodesics] in two latent
+    dimensions screens the straight line this way; what the screen keeps and
+    saves is measured on the
+    [performance page](../performance.md#the-screen-a-brief-solve-before-the-full-one).
+
+    **Arguments:**
+
+    - `start`: the screened [`AbstractStart`][latentgeo.AbstractStart]; all
+      its sources of curves are screened.
+    - `steps`: iterations of the brief solve (20).
+    - `within`: how much longer than the shortest geodesic so far the brief
+      solve's curve may be for the full solve to run (0: only where it is
+      already the shortest).
+    - `solver`: the brief solve's solver; by default
+      `AutoSolver(least_squares=LevenbergMarquardt())`: plain
+      [`LevenbergMarquardt`][latentgeo.LevenbergMarquardt] where the energy
+      is a sum of squares in two latent dimensions (as the default's is), the
+      `AutoSolver`'s choice elsewhere.
+
+    **Example:**
+
+    ```python
+    init = lg.ShortestOf(lg.TwoRoutes(), lg.Screened(lg.StraightStart()))
+    result = lg.pairwise_geodesics(metric, Z, init=init)
+    ```
+    """
+
+    start: AbstractStart
+    steps: int = eqx.field(static=True, default=20)
+    within: float = eqx.field(static=True, default=0.0)
+    solver: AbstractCurveSolver = AutoSolver(least_squares=LevenbergMarquardt())
+
+    def __check_init__(self):
+        if not isinstance(self.start, AbstractStart):
+            raise TypeError(
+                "`Screened` takes a start such as `lg.StraightStart()`, got "
+                f"{type(self.start).__name__}."
+            )
+        if not isinstance(self.solver, AbstractCurveSolver):
+            raise TypeError(
+                "`Screened`'s `solver` must be a curve solver such as "
+                f"`lg.LevenbergMarquardt()`, got {type(self.solver).__name__}."
+            )
+        if self.steps < 1 or not self.within >= 0:
+            raise ValueError(
+                f"Need `steps` >= 1 and `within` >= 0, got {self.steps}, {self.within}."
+            )
+
+    def sources(
+        self, metric, points, pairs, num_segments, progress
+    ) -> list[CurveSource]:
+        inner = self.start.sources(metric, points, pairs, num_segments, progress)
+        return [self._screened(source) for source in inner]
+
+    def _screened(self, source):
+        if isinstance(source, ProbedSource):  # the probe stays outermost
+            return dataclasses.replace(source, source=self._screened(source.source))
+        if isinstance(source, ScreenedSource):
+            source = source.source
+        return ScreenedSource(source, self.solver, self.steps, self.within)
+
+    def default_solver(self) -> AbstractCurveSolver:
+        """The screened start's default solver."""
+        return self.start.default_solver()
+
+    def default_discretisation(self) -> Discretisation:
+        """The screened start's default discretisation."""
         return self.start.default_discretisation()
 
 
