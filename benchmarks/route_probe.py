@@ -15,8 +15,8 @@ and compilation:
 - `straight`: `StraightStart()`;
 - `everything`: `ShortestOf(TwoRoutes(probe_pairs=None), StraightStart(),
   ConstantSpeedStart())`, every start on every pair;
-- `default`: the default, `ShortestOf(TwoRoutes(), Probed(StraightStart()),
-  Probed(ConstantSpeedStart()))`.
+- `default`: the default, `ShortestOf(TwoRoutes(),
+  Probed(Screened(StraightStart())), Probed(ConstantSpeedStart()))`.
 
 All but `issue` use `TwoRoutes`' solver and discretisation. Reported: CPU
 seconds per pair; median solver steps per pair (every solve counted); the

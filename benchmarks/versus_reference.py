@@ -8,10 +8,12 @@ and scores each curve by its length on 1,025 points in float64
 - `default`: `pairwise_geodesics(metric, points, pairs=...)`;
 - `two-routes`: `init=lg.TwoRoutes()`, the default before the probed
   straight line;
-- `restarted`: the default's starts and a probed constant-speed restart,
+- `unscreened`: the default with its straight line solved in full on every
+  pair (the default before `lg.Screened`),
   `init=lg.ShortestOf(lg.TwoRoutes(), lg.Probed(lg.StraightStart()),
   lg.Probed(lg.ConstantSpeedStart()))`;
-- `restarted-64`: the same on 64-segment curves with 256 energy points.
+- `default-64`: the default's starts on 64-segment curves with 256 energy
+  points.
 
 CPU seconds per pair are process time of a whole run over the pairs (the
 second of two identical runs), so each pair pays its share of one lattice.
@@ -39,16 +41,17 @@ import latentgeo as lg
 
 def _methods() -> dict:
     """`{label: pairwise_geodesics keyword arguments}`."""
-    restarted = lg.ShortestOf(
+    unscreened = lg.ShortestOf(
         lg.TwoRoutes(),
         lg.Probed(lg.StraightStart()),
         lg.Probed(lg.ConstantSpeedStart()),
     )
+    fine = lg.Discretisation(64, 256)
     return {
         "default": {},
         "two-routes": dict(init=lg.TwoRoutes()),
-        "restarted": dict(init=restarted),
-        "restarted-64": dict(init=restarted, discretisation=lg.Discretisation(64, 256)),
+        "unscreened": dict(init=unscreened),
+        "default-64": dict(discretisation=fine),
     }
 
 

@@ -474,16 +474,28 @@ def test_screened_start_is_solved_on_only_where_its_brief_solve_came_close():
     assert float(brief.length) > 1.2 * float(over.lengths[0])
     assert float(under.lengths[0]) > 1.03 * float(over.lengths[0])
 
-    def screened(within):
+    def screened(within, **more):
         screen = lg.Screened(lg.StraightStart(), 5, within, lg.OptaxSolver())
         init = lg.ShortestOf(TwoWaysRound(2.9), screen)
         return lg.pairwise_geodesics(
-            metric, points, init=init, solver=lg.OptaxSolver(), **options
+            metric, points, init=init, solver=lg.OptaxSolver(), **options, **more
         )
 
     skipped = screened(0.1)
     np.testing.assert_allclose(skipped.lengths, over.lengths, rtol=1e-6)
     assert skipped.num_steps[0] == over.num_steps[0] + 5
+    # The same in refilled lockstep slots, against the route solved there.
+    lockstep = screened(0.1, vmap_size=None)
+    alone = lg.pairwise_geodesics(
+        metric,
+        points,
+        init=TwoWaysRound(2.9),
+        solver=lg.OptaxSolver(),
+        vmap_size=None,
+        **options,
+    )
+    np.testing.assert_allclose(lockstep.lengths, alone.lengths, rtol=1e-6)
+    assert lockstep.num_steps[0] == alone.num_steps[0] + 5
     solved = screened(1.0)
     np.testing.assert_allclose(solved.lengths, over.lengths, rtol=1e-6)
     # The full solve went on from the brief one's curve, to the geodesic
