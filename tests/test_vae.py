@@ -163,7 +163,8 @@ def test_single_decoder_vae_on_image_shaped_data():
         jnp.asarray(images, latents.dtype)
     )
     assert latents.shape == (100, 2)
-    np.testing.assert_array_equal(latents, expected)
+    # Chunked and whole-batch encodings round alike only on some CPUs.
+    np.testing.assert_allclose(latents, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_each_step_updates_one_member_and_the_encoder():
