@@ -8,8 +8,7 @@ import pytest
 # tests assert do not depend on them (every tolerance is the method's, not
 # the compiler's). Also set in the environment, so that the processes tests
 # start compile alike (their arrays are compared bit for bit).
-# `LATENTGEO_TEST_OPTIMISED=1` compiles as users do (CI's lowest-versions and
-# float64 passes).
+# `LATENTGEO_TEST_OPTIMISED=1` compiles as users do (CI's float64 pass).
 if os.environ.get("LATENTGEO_TEST_OPTIMISED") != "1":
     os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
     jax.config.update("jax_disable_most_optimizations", True)
