@@ -16,7 +16,7 @@ from typing import Literal
 
 import jax
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from tqdm import tqdm
 
 from ._checks import host_points, padded_chunks
@@ -283,20 +283,9 @@ def _solve_from_starts(
     ends = [placement.shard(points[index]) for index in (rows, cols)]
     found = []
     for source in sources:
-        best = _shortest(found)["params"] if found else None
-        params, start, skip = source(ids, rows, cols, best), None, None
-        if params is None and found:
-            params = np.zeros_like(best)  # the straight line, as explicit curves
-        if params is not None:
-            # A pair a later source has no curve for is not solved again (in
-            # lockstep groups of a solver that is not one loop it restarts
-            # from its best curve).
-            # Every source with curves passes `skip`: one compilation for all.
-            params = np.asarray(params)
-            none = np.all(np.isnan(params), axis=(1, 2)) & bool(found)
-            if none.any():
-                params = np.where(none[:, None, None], best, params)
-            start, skip = placement.shard(params), placement.shard(none)
+        start, none = _starting_curves(source, ids, rows, cols, found)
+        skip = None if none is None else placement.shard(none)
+        start = None if start is None else placement.shard(start)
         screen = screen_of(source)
         if screen is None:
             found.append(solve_chunk(placement, metric, *ends, start, *settings, skip))
@@ -334,6 +323,33 @@ def _solve_from_starts(
         num_steps=sum(f["num_steps"] for f in found),
     )
     return result, np.stack([f["lengths"] for f in found[: len(sources)]])
+
+
+def _starting_curves(
+    source: CurveSource,
+    ids: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    found: list[dict[str, np.ndarray]],
+) -> tuple[Float[np.ndarray, "B n d"] | None, Bool[np.ndarray, " B"] | None]:
+    """A source's starting curves for the pairs `ids` (endpoints `rows`,
+    `cols`), given the solves `found` before it, and the pairs it has no curve
+    of its own for, which are not solved again. `(None, None)`: the straight
+    line for every pair (a first source without curves)."""
+    best = _shortest(found)["params"] if found else None
+    params = source(ids, rows, cols, best)
+    if params is None and not found:
+        return None, None
+    if params is None:
+        params = np.zeros_like(best)  # the straight line, as explicit curves
+    # In lockstep groups of a solver that is not one loop a skipped pair
+    # restarts from its best curve. Every source with curves passes the skip
+    # mask: one compilation for all.
+    params = np.asarray(params)
+    none = np.all(np.isnan(params), axis=(1, 2)) & bool(found)
+    if none.any():
+        params = np.where(none[:, None, None], best, params)
+    return params, none
 
 
 def _shortest(found: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
