@@ -22,12 +22,12 @@ go to `benchmarks/results/default_cost_<model>_<pairs>.json`.
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import models
 import numpy as np
 import reference
+from route_probe import _run
 
 import latentgeo as lg
 
@@ -45,16 +45,7 @@ def measure(model: str, num_pairs: int | None) -> dict:
     for name, init in (("issue", lg.LatticeStart(cells=256)), ("default", None)):
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = Path(folder) / "run.npz"
-            start = time.process_time()
-            result = lg.pairwise_geodesics(
-                metric,
-                query,
-                pairs=pairs,
-                init=init,
-                checkpoint=checkpoint,
-                progress=False,
-            )
-            seconds = (time.process_time() - start) / len(pairs)
+            result, seconds = _run(metric, query, pairs, init, checkpoint=checkpoint)
             with np.load(checkpoint) as data:
                 kept = data["kept_sources"].tolist() if "kept_sources" in data else None
         lengths[name] = np.asarray(result.lengths)
