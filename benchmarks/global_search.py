@@ -53,6 +53,15 @@ and with the 0.2 default (the lattice check) from each lattice and curve
 resolution of `ROUTES`, to
 `benchmarks/results/global_<model>_<pairs>_routes_<separation>_<slack>.json`.
 
+`--rough-steps` (2-D) asks which pairs a single `geodesic` call's check
+(`lg.LatticeSearch`) should send to its fine lattice: it solves each pair with
+the local solver, with the default check, and with `rough_steps=0` (every
+pair to the fine lattice and a second solve), and the dense pipeline; a
+threshold `r` gives the default check's answer where the local solve took at
+most `r` iterations and `rough_steps=0`'s elsewhere, scored against the dense
+pipeline for each `r` of `ROUGH_STEPS`, to
+`benchmarks/results/global_<model>_<pairs>_rough_steps.json`.
+
 `--resolution` (2-D, against the reference) instead solves the pairs from
 their lattice paths with the local solver at several curve resolutions and
 lattice sizes (`RESOLUTIONS`), to
@@ -65,6 +74,8 @@ lattice sizes (`RESOLUTIONS`), to
         --pairs 175 --resolution
     PYTHONPATH=src:benchmarks python benchmarks/global_search.py relu \\
         --pairs 175 --routes --slack 0.01
+    PYTHONPATH=src:benchmarks python benchmarks/global_search.py relu \\
+        --pairs 175 --rough-steps
 """
 
 import argparse
@@ -87,6 +98,8 @@ RESOLUTIONS = ((256, 10, 64), (256, 20, 96), (256, 32, 128), (256, 48, 192))
 RESOLUTIONS += ((512, 10, 64), (512, 32, 128))
 # (lattice cells, spline segments, energy points) of `--routes`
 ROUTES = ((256, 10, 64), (512, 10, 64), (512, 32, 128))
+# thresholds of `--rough-steps`
+ROUGH_STEPS = (0, 5, 10, 15, 20, 25, 30)
 
 
 def _solve_all(metric, solver, z0s, z1s, inits, discretisation):
@@ -279,6 +292,55 @@ def routes(model: str, pairs: str, separation: float, slack: float) -> dict:
     return report
 
 
+def rough_steps(model: str, pairs: str) -> dict:
+    """The single-geodesic check's threshold: each pair's local iterations, the
+    default check's and `rough_steps=0`'s answers, and what each threshold of
+    `ROUGH_STEPS` would give, against the dense pipeline."""
+    metric, _, query = models.load(model)
+    rows, cols, picks, z0s, z1s = _picked_pairs(query, pairs)
+    graph = lg.lattice_paths(metric, query, cells=256)
+    dense_inits = graph.init_curves(rows[picks], cols[picks]).params
+    local = lg.AutoSolver(least_squares=lg.Escalating())
+    always_fine = lg.LatticeSearch(lg.Escalating(), rough_steps=0)
+    methods = {
+        "local": (local, None),
+        "default": (lg.AutoSolver(), None),
+        "rough_steps_0": (lg.AutoSolver(least_squares=always_fine), None),
+        "dense": (local, dense_inits),
+    }
+    found = {}
+    for label, (solver, inits) in methods.items():
+        lengths, evaluations, _, seconds, _, steps = _solve_all(
+            metric, solver, z0s, z1s, inits, lg.Discretisation()
+        )
+        found[label] = dict(lengths=lengths, steps=steps, seconds=seconds)
+        print(f"{label:14s} {1e3 * seconds:8.1f} ms/pair", flush=True)
+    dense = found["dense"]["lengths"]
+    local_steps = found["local"]["steps"]
+    report = {
+        "model": model,
+        "pairs": len(picks),
+        "local_steps_percentiles_50_75_90_95": np.percentile(
+            local_steps, [50, 75, 90, 95]
+        ).tolist(),
+    }
+    for label, record in found.items():
+        report[label] = {
+            "cpu_seconds_per_pair": record["seconds"],
+            "vs_dense": _excess(record["lengths"], dense),
+        }
+    for threshold in ROUGH_STEPS:
+        fine = local_steps > threshold
+        lengths = np.where(
+            fine, found["rough_steps_0"]["lengths"], found["default"]["lengths"]
+        )
+        report[f"threshold_{threshold}"] = {
+            "share_sent_to_the_fine_lattice": float(np.mean(fine)),
+            "vs_dense": _excess(lengths, dense),
+        }
+    return report
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -286,6 +348,7 @@ def main():
     parser.add_argument("--rbf", action="store_true")
     parser.add_argument("--resolution", action="store_true")
     parser.add_argument("--routes", action="store_true")
+    parser.add_argument("--rough-steps", action="store_true")
     parser.add_argument("--separation", type=float, default=0.1)
     parser.add_argument("--slack", type=float, default=0.01)
     parser.add_argument("--cells", type=int, default=256)
@@ -295,6 +358,12 @@ def main():
         name = f"{args.model}_{args.pairs}_routes_{args.separation}_{args.slack}"
         path = RESULTS / f"global_{name}.json"
         path.write_text(json.dumps(report, indent=1))
+        return
+    if args.rough_steps:
+        report = rough_steps(args.model, args.pairs)
+        path = RESULTS / f"global_{args.model}_{args.pairs}_rough_steps.json"
+        path.write_text(json.dumps(report, indent=1))
+        print(json.dumps(report, indent=1))
         return
     if args.resolution:
         report = resolution(args.model, args.pairs)
