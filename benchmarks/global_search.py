@@ -310,7 +310,7 @@ def rough_steps(model: str, pairs: str) -> dict:
     }
     found = {}
     for label, (solver, inits) in methods.items():
-        lengths, evaluations, _, seconds, _, steps = _solve_all(
+        lengths, _, _, seconds, _, steps = _solve_all(
             metric, solver, z0s, z1s, inits, lg.Discretisation()
         )
         found[label] = dict(lengths=lengths, steps=steps, seconds=seconds)

@@ -119,7 +119,7 @@ def geodesic(
       to the start: it checks it against the shortest path on a lattice over
       the pair's neighbourhood and solves again from that path when it takes
       a shorter route ([`LatticeSearch`][latentgeo.LatticeSearch]). That
-      check misses some routes on ReLU decoders;
+      check misses some routes, most on ReLU decoders;
       [`pairwise_geodesics`][latentgeo.pairwise_geodesics], which starts
       each pair from a lattice path, does not (both measured on the
       [performance page](../performance.md#global-geodesics)).
