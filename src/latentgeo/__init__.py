@@ -55,6 +55,7 @@ from ._pairwise import (
 )
 from ._pairwise_result import PairwiseResult as PairwiseResult
 from ._rbf import RBFVarianceMetric as RBFVarianceMetric
+from ._refined import Refined as Refined
 from ._sampled_length import sampled_member_length as sampled_member_length
 from ._serialisation import (
     load_checkpoint as load_checkpoint,

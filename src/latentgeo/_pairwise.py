@@ -27,6 +27,11 @@ from ._geodesic import check_settings
 from ._metric import AbstractMetric, check_metric
 from ._pairwise_result import PairwiseResult, assemble, checked_pairs, warn_failures
 from ._probe import kept_sources, probe_ids
+from ._refined import (
+    default_start,
+    refinement_of,
+    upsampled_on_host,
+)
 from ._screen import screen_of, screened_solve
 from ._sharding import Placement, place, solve_chunk
 from ._solvers import AbstractCurveSolver
@@ -36,7 +41,6 @@ from ._starts import (
     CurveSource,
     as_start,
     default_graph,
-    default_start,
     run_discretisation,
 )
 from ._store import empty_state, fingerprint, load_state, save_state
@@ -90,15 +94,18 @@ def pairwise_geodesics(
       [`Screened(...)`][latentgeo.Screened] (a start solved in full only
       where a brief solve from it came close to the shortest geodesic),
       [`ConstantSpeedStart()`][latentgeo.ConstantSpeedStart] (the shortest
-      curve so far, restarted at constant speed), or
+      curve so far, restarted at constant speed),
+      [`Refined(...)`][latentgeo.Refined] (a start's search, then each pair's
+      shortest curve solved once more on finer curves), or
       [`GivenCurves`][latentgeo.GivenCurves] (a batched `CubicSpline` passed
       here is short for it). Default: in a 2-D latent space both routes of
       every pair on one lattice over the points' box
       ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route, no data points
       needed), then, each where the run's probe finds that it pays, the
-      straight line (screened by a brief solve) and a restart at constant
-      speed (`ShortestOf(TwoRoutes(), Probed(Screened(StraightStart())),
-      Probed(ConstantSpeedStart()))`); in more dimensions the shorter of
+      straight line (screened by a brief solve), a restart at constant
+      speed and a last solve on 64-segment curves
+      (`Refined(ShortestOf(TwoRoutes(), Probed(Screened(StraightStart())),
+      Probed(ConstantSpeedStart())))`); in more dimensions the shorter of
       the straight start and the path through the neighbour graph of
       `points` (`ShortestOf(StraightStart(), GraphStart())`; add data codes
       as nodes with `GraphStart(extra_points=...)`).
@@ -111,7 +118,9 @@ def pairwise_geodesics(
       `AutoSolver(least_squares=Escalating())`, on 32-segment curves with
       128 energy points; after other starts
       [`AutoSolver()`][latentgeo.AutoSolver] on
-      [`Discretisation()`][latentgeo.Discretisation].
+      [`Discretisation()`][latentgeo.Discretisation]. A
+      [`Refined`][latentgeo.Refined] start's search uses these, and its
+      refinement (and so the result's curves) its own discretisation.
     - `batch_size`: pairs per chunk (64), rounded up to a multiple of the number
       of devices.
     - `progress`: show a progress bar (tqdm) over pairs.
@@ -181,12 +190,18 @@ def pairwise_geodesics(
         starts=start,
         discretisation=discretisation,
     )
-    params_shape = (discretisation.num_segments + 1, points.shape[1])
+    stored_segments = (start.refinement() or discretisation).num_segments
+    params_shape = (stored_segments + 1, points.shape[1])
     state = _open_store(checkpoint, digests, len(pairs), params_shape)
     if not state["done"].all():
         sources = start.sources(
             metric, points, pairs, discretisation.num_segments, progress
         )
+        if any(refinement_of(s) for s in sources) != (start.refinement() is not None):
+            raise TypeError(
+                "`Refined` wraps a run's whole start, as in "
+                "`lg.Refined(lg.ShortestOf(...))`, not a start within one."
+            )
         placement = place(devices, vmap_size)
         solve = functools.partial(
             _solve_from_starts,
@@ -195,6 +210,7 @@ def pairwise_geodesics(
             points,
             pairs,
             (solver, energy, discretisation),
+            stored_segments,
         )
         batch = placement.round_up(min(batch_size, len(pairs)))
         _solve_pending(state, solve, sources, batch, checkpoint, digests, progress)
@@ -272,15 +288,54 @@ def _solve_from_starts(
     points: np.ndarray,
     pairs: np.ndarray,
     settings: tuple[AbstractCurveSolver, AbstractEnergy, Discretisation],
+    stored_segments: int,
     sources: list[CurveSource],
     ids: np.ndarray,
 ) -> tuple[dict[str, np.ndarray], Float[np.ndarray, "S B"]]:
     """Solve the pairs `ids` once per source of starting curves with the
     `(solver, energy, discretisation)` of `settings`; keep each pair's shortest
-    finite curve, and count the steps of all its solves. Also returns each
-    source's lengths (NaN where it had no curve of its own for a pair)."""
+    finite curve, and count the steps of all its solves; then refine it where
+    a source is a refinement (`latentgeo._refined`). The curves come back with
+    `stored_segments` segments. Also returns each source's lengths (NaN where
+    it had no curve of its own for a pair)."""
     rows, cols = pairs[ids, 0], pairs[ids, 1]
     ends = [placement.shard(points[index]) for index in (rows, cols)]
+    search = [s for s in sources if refinement_of(s) is None]
+    found = _search(placement, metric, ends, settings, search, ids, rows, cols)
+    best = _shortest(found)
+    steps = sum(f["num_steps"] for f in found)
+    steps = steps + _retry_unconverged(placement, metric, ends, settings, best)
+    best["params"] = upsampled_on_host(
+        points, rows, cols, best["params"], stored_segments
+    )
+    by_source = {id(s): f["lengths"] for s, f in zip(search, found)}
+    for source in sources:
+        if refinement_of(source) is not None:
+            start = source(ids, rows, cols, best["params"])
+            refined = _refine(placement, metric, ends, settings, source, start, best)
+            steps = steps + refined["num_steps"]
+            by_source[id(source)] = refined["lengths"]
+    result = dict(
+        lengths=best["lengths"],
+        converged=best["converged"],
+        params=best["params"],
+        num_steps=steps,
+    )
+    return result, np.stack([by_source[id(s)] for s in sources])
+
+
+def _search(
+    placement: Placement,
+    metric: AbstractMetric,
+    ends: list,
+    settings: tuple[AbstractCurveSolver, AbstractEnergy, Discretisation],
+    sources: list[CurveSource],
+    ids: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> list[dict[str, np.ndarray]]:
+    """Each source's per-pair results for the pairs `ids`, in order: each
+    source sees the solves before it."""
     found = []
     for source in sources:
         start, none = _starting_curves(source, ids, rows, cols, found)
@@ -303,26 +358,62 @@ def _solve_from_starts(
                 solve, placement.shard, start, none, settings, screen, best_lengths
             )
         )
-    best = _shortest(found)
-    # A pair whose kept curve stopped short of convergence is solved once more
-    # from that curve, with a fresh step budget, before it is reported.
+    return found
+
+
+def _retry_unconverged(
+    placement: Placement,
+    metric: AbstractMetric,
+    ends: list,
+    settings: tuple[AbstractCurveSolver, AbstractEnergy, Discretisation],
+    best: dict[str, np.ndarray],
+) -> np.ndarray | int:
+    """Solve each pair whose kept curve in `best` stopped short of convergence
+    once more from that curve, with a fresh step budget, before it is
+    reported; keep the retry in `best` where it is finite. Returns its
+    steps."""
     again = ~best["converged"] & np.isfinite(best["lengths"])
-    if again.any():
-        start = placement.shard(best["params"])
-        retry = solve_chunk(
-            placement, metric, *ends, start, *settings, placement.shard(~again)
-        )
-        found.append(retry)
-        better = again & np.isfinite(retry["lengths"])
-        for key, value in best.items():  # fresh arrays from `_shortest`
-            value[better] = retry[key][better]
-    result = dict(
-        lengths=best["lengths"],
-        converged=best["converged"],
-        params=best["params"],
-        num_steps=sum(f["num_steps"] for f in found),
+    if not again.any():
+        return 0
+    start = placement.shard(best["params"])
+    retry = solve_chunk(
+        placement, metric, *ends, start, *settings, placement.shard(~again)
     )
-    return result, np.stack([f["lengths"] for f in found[: len(sources)]])
+    better = again & np.isfinite(retry["lengths"])
+    for key, value in best.items():  # fresh arrays from `_shortest`
+        value[better] = retry[key][better]
+    return retry["num_steps"]
+
+
+def _refine(
+    placement: Placement,
+    metric: AbstractMetric,
+    ends: list,
+    settings: tuple[AbstractCurveSolver, AbstractEnergy, Discretisation],
+    source: CurveSource,
+    start: np.ndarray,
+    best: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Solve from `start` (each pair's shortest curve `best`, on the
+    refinement's curves) on the discretisation of the refinement `source`,
+    with the run's solver and energy, and keep the refined curve in `best`
+    where it is shorter. Returns the refinement's own per-pair results."""
+    solver, energy, _ = settings
+    refined = solve_chunk(
+        placement,
+        metric,
+        *ends,
+        placement.shard(start),
+        solver,
+        energy,
+        refinement_of(source).discretisation,
+        placement.shard(~np.isfinite(best["lengths"])),
+    )
+    bound = np.where(np.isnan(best["lengths"]), np.inf, best["lengths"])
+    shorter = refined["lengths"] < bound
+    for key, value in best.items():
+        value[shorter] = refined[key][shorter]
+    return refined
 
 
 def _starting_curves(

@@ -76,6 +76,12 @@ class AbstractStart(eqx.Module):
         [`Discretisation()`][latentgeo.Discretisation]."""
         return Discretisation()
 
+    def refinement(self) -> Discretisation | None:
+        """The discretisation of the run's last solve on finer curves
+        ([`Refined`][latentgeo.Refined]), which its result's curves have;
+        `None`: no refinement, the run's own."""
+        return None
+
 
 def _straight(ids, rows, cols, best) -> None:
     return None
@@ -348,29 +354,6 @@ class TwoRoutes(AbstractStart):
         """`Discretisation(num_segments=32, num_points=128)`: from a global
         start finer curves meet the float64 reference."""
         return Discretisation(num_segments=32, num_points=128)
-
-
-def default_start(latent_dim: int) -> AbstractStart:
-    """The start of a run that names none. In two latent dimensions both
-    routes of every pair on one lattice over the points' box
-    ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route through the box, no
-    data points needed), then, each where a probe of the run finds that it
-    pays ([`Probed`][latentgeo.Probed]), the straight line (solved on only
-    where a brief solve from it is already the shortest:
-    [`Screened`][latentgeo.Screened]) and a restart of the shortest curve at
-    constant speed
-    ([`ConstantSpeedStart()`][latentgeo.ConstantSpeedStart]). In others the
-    shorter of the straight start and the path in the neighbour graph of the
-    points: "global" there means over the routes through the given points
-    (pass `ShortestOf(StraightStart(), GraphStart(extra_points=codes))` to add
-    data codes as nodes)."""
-    if latent_dim == 2:
-        return ShortestOf(
-            TwoRoutes(),
-            Probed(Screened(StraightStart())),
-            Probed(ConstantSpeedStart()),
-        )
-    return ShortestOf(StraightStart(), GraphStart())
 
 
 def default_graph(latent_dim: int) -> AbstractGraphStart:
