@@ -11,7 +11,7 @@ seconds including its lattice, its probe and its compilation:
 
 Reported: CPU seconds per pair and their ratio (the issue's target: at most
 2.5), median solver steps per pair, the default probe's decisions (first
-route, second route, screened straight line, restart; read from its
+route, second route, screened straight line, restart, refinement; read from its
 checkpoint), the share of pairs each run left unconverged, and the default's
 lengths against `issue`'s (median, min, max of default / issue - 1). Results
 go to `benchmarks/results/default_cost_<model>_<pairs>.json`.
@@ -32,7 +32,7 @@ from route_probe import _run
 import latentgeo as lg
 
 RESULTS = Path(__file__).parent / "results"
-SOURCES = ["first_route", "second_route", "straight", "restart"]
+SOURCES = ["first_route", "second_route", "straight", "restart", "refinement"]
 
 
 def measure(model: str, num_pairs: int | None) -> dict:
