@@ -105,7 +105,9 @@ def pairwise_geodesics(
       straight line (screened by a brief solve), a restart at constant
       speed and a last solve on 64-segment curves
       (`Refined(ShortestOf(TwoRoutes(), Probed(Screened(StraightStart())),
-      Probed(ConstantSpeedStart())))`); in more dimensions the shorter of
+      Probed(ConstantSpeedStart())))`; without the refinement where
+      `discretisation` is given, so that the curves are of that
+      discretisation); in more dimensions the shorter of
       the straight start and the path through the neighbour graph of
       `points` (`ShortestOf(StraightStart(), GraphStart())`; add data codes
       as nodes with `GraphStart(extra_points=...)`).
@@ -171,7 +173,10 @@ def pairwise_geodesics(
     ```
     """
     check_metric(metric)
-    start = default_start(metric.latent_dim) if init is None else as_start(init)
+    if init is None:  # a run that names its discretisation gets its curves
+        start = default_start(metric.latent_dim, refined=discretisation is None)
+    else:
+        start = as_start(init)
     solver = start.default_solver() if solver is None else solver
     if discretisation is None:
         discretisation = start.default_discretisation()

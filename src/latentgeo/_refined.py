@@ -160,7 +160,7 @@ class Refined(AbstractStart):
         return self.discretisation
 
 
-def default_start(latent_dim: int) -> AbstractStart:
+def default_start(latent_dim: int, refined: bool = True) -> AbstractStart:
     """The start of a run that names none. In two latent dimensions both
     routes of every pair on one lattice over the points' box
     ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route through the box, no
@@ -170,19 +170,19 @@ def default_start(latent_dim: int) -> AbstractStart:
     [`Screened`][latentgeo.Screened]), a restart of the shortest curve at
     constant speed
     ([`ConstantSpeedStart()`][latentgeo.ConstantSpeedStart]) and a last solve
-    on finer curves ([`Refined`][latentgeo.Refined]). In others the
+    on finer curves ([`Refined`][latentgeo.Refined]; not where `refined` is
+    false: a run that names its own discretisation). In others the
     shorter of the straight start and the path in the neighbour graph of the
     points: "global" there means over the routes through the given points
     (pass `ShortestOf(StraightStart(), GraphStart(extra_points=codes))` to add
     data codes as nodes)."""
     if latent_dim == 2:
-        return Refined(
-            ShortestOf(
-                TwoRoutes(LatticeStart()),
-                Probed(Screened(StraightStart())),
-                Probed(ConstantSpeedStart()),
-            )
+        search = ShortestOf(
+            TwoRoutes(LatticeStart()),
+            Probed(Screened(StraightStart())),
+            Probed(ConstantSpeedStart()),
         )
+        return Refined(search) if refined else search
     return ShortestOf(StraightStart(), GraphStart())
 
 
