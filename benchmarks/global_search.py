@@ -62,6 +62,11 @@ most `r` iterations and `rough_steps=0`'s elsewhere, scored against the dense
 pipeline for each `r` of `ROUGH_STEPS`, to
 `benchmarks/results/global_<model>_<pairs>_rough_steps.json`.
 
+`--versus-default` (2-D) scores today's `pairwise_geodesics` default (one
+run over the pairs) against the dense pipeline, both by
+`score.fine_lengths`, to
+`benchmarks/results/global_<model>_<pairs>_versus_default.json`.
+
 `--resolution` (2-D, against the reference) instead solves the pairs from
 their lattice paths with the local solver at several curve resolutions and
 lattice sizes (`RESOLUTIONS`), to
@@ -81,6 +86,7 @@ lattice sizes (`RESOLUTIONS`), to
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -88,6 +94,7 @@ import jax.numpy as jnp
 import models
 import numpy as np
 import reference
+import score
 
 import latentgeo as lg
 from latentgeo._solvers._optax import chord_adam
@@ -341,6 +348,38 @@ def rough_steps(model: str, pairs: str) -> dict:
     return report
 
 
+def versus_default(model: str, pairs: str) -> dict:
+    """Today's `pairwise_geodesics` default over the pairs, one run, against
+    the dense pipeline; both scored in float64 by `score.fine_lengths`."""
+    metric, _, query = models.load(model)
+    rows, cols, picks, z0s, z1s = _picked_pairs(query, pairs)
+    graph = lg.lattice_paths(metric, query, cells=256)
+    inits = graph.init_curves(rows[picks], cols[picks]).params
+    local = lg.AutoSolver(least_squares=lg.Escalating())
+    *_, dense_params, _ = _solve_all(
+        metric, local, z0s, z1s, inits, lg.Discretisation()
+    )
+    ends = (np.asarray(z0s), np.asarray(z1s))
+    dense = score.fine_lengths(metric, *ends, dense_params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unconverged pairs are scored too
+        result = lg.pairwise_geodesics(
+            metric,
+            jnp.asarray(query),
+            pairs=np.stack([rows[picks], cols[picks]], axis=1),
+            progress=False,
+        )
+    default = score.fine_lengths(metric, *ends, np.asarray(result.curves.params))
+    excess = 100 * (default / dense - 1)
+    return {
+        "model": model,
+        "pairs": len(picks),
+        "default_vs_dense": _excess(default, dense),
+        "min_percent": float(np.min(excess)),
+        "share_below_by_over_0.1_percent": float(np.mean(excess < -0.1)),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -349,6 +388,7 @@ def main():
     parser.add_argument("--resolution", action="store_true")
     parser.add_argument("--routes", action="store_true")
     parser.add_argument("--rough-steps", action="store_true")
+    parser.add_argument("--versus-default", action="store_true")
     parser.add_argument("--separation", type=float, default=0.1)
     parser.add_argument("--slack", type=float, default=0.01)
     parser.add_argument("--cells", type=int, default=256)
@@ -357,6 +397,12 @@ def main():
         report = routes(args.model, args.pairs, args.separation, args.slack)
         name = f"{args.model}_{args.pairs}_routes_{args.separation}_{args.slack}"
         path = RESULTS / f"global_{name}.json"
+        path.write_text(json.dumps(report, indent=1))
+        return
+    if args.versus_default:
+        report = versus_default(args.model, args.pairs)
+        print(json.dumps(report), flush=True)
+        path = RESULTS / f"global_{args.model}_{args.pairs}_versus_default.json"
         path.write_text(json.dumps(report, indent=1))
         return
     if args.rough_steps:
