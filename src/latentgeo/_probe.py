@@ -36,6 +36,24 @@ class ProbedSource:
         return self.source(ids, rows, cols, best)
 
 
+def check_probe_settings(probe_pairs: int | None, min_shorter: int) -> None:
+    """Raise `ValueError` unless `probe_pairs` >= 1 (or `None`: no probe) and
+    `min_shorter` >= 1."""
+    if (probe_pairs is not None and probe_pairs < 1) or min_shorter < 1:
+        raise ValueError(
+            "Need `probe_pairs` >= 1 (or None) and `min_shorter` >= 1, got "
+            f"{probe_pairs}, {min_shorter}."
+        )
+
+
+def probed(source: Callable, probe_pairs: int | None, min_shorter: int) -> Callable:
+    """`source` as a `ProbedSource` with these settings; unchanged where
+    `probe_pairs` is `None` (solved on every pair)."""
+    if probe_pairs is None:
+        return source
+    return ProbedSource(source, probe_pairs, min_shorter)
+
+
 def probe_ids(sources: list[Callable], num_pairs: int) -> np.ndarray:
     """The run's pairs (indices into its `pairs`) on which its probed sources
     are measured: the largest `probe_pairs` of them, spread evenly over the

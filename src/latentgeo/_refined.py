@@ -23,7 +23,7 @@ from jaxtyping import Array, Float
 
 from ._curve import CubicSpline
 from ._discretisation import Discretisation
-from ._probe import ProbedSource
+from ._probe import ProbedSource, check_probe_settings, probed
 from ._solvers import AbstractCurveSolver
 from ._starts import (
     AbstractStart,
@@ -130,22 +130,14 @@ class Refined(AbstractStart):
                 "`Refined`'s `discretisation` must be an `lg.Discretisation`, got "
                 f"{type(self.discretisation).__name__}."
             )
-        if (self.probe_pairs is not None and self.probe_pairs < 1) or (
-            self.min_shorter < 1
-        ):
-            raise ValueError(
-                "Need `probe_pairs` >= 1 (or None) and `min_shorter` >= 1, got "
-                f"{self.probe_pairs}, {self.min_shorter}."
-            )
+        check_probe_settings(self.probe_pairs, self.min_shorter)
 
     def sources(
         self, metric, points, pairs, num_segments, progress
     ) -> list[CurveSource]:
         inner = self.start.sources(metric, points, pairs, num_segments, progress)
         refinement = RefinementSource(self.discretisation)
-        if self.probe_pairs is not None:
-            refinement = ProbedSource(refinement, self.probe_pairs, self.min_shorter)
-        return inner + [refinement]
+        return inner + [probed(refinement, self.probe_pairs, self.min_shorter)]
 
     def default_solver(self) -> AbstractCurveSolver:
         """The search's default solver."""

@@ -25,7 +25,7 @@ from ._distance_fields import DistanceFields
 from ._graph import GraphPaths, graph_paths
 from ._lattice_graph import lattice_paths
 from ._metric import AbstractMetric
-from ._probe import ProbedSource
+from ._probe import ProbedSource, check_probe_settings, probed
 from ._screen import ScreenedSource
 from ._solvers import (
     AbstractCurveSolver,
@@ -319,13 +319,7 @@ class TwoRoutes(AbstractStart):
                 "Need `separation` > 0 and `slack` >= 0, got "
                 f"{self.separation}, {self.slack}."
             )
-        if (self.probe_pairs is not None and self.probe_pairs < 1) or (
-            self.min_shorter < 1
-        ):
-            raise ValueError(
-                "Need `probe_pairs` >= 1 (or None) and `min_shorter` >= 1, got "
-                f"{self.probe_pairs}, {self.min_shorter}."
-            )
+        check_probe_settings(self.probe_pairs, self.min_shorter)
 
     def sources(
         self, metric, points, pairs, num_segments, progress
@@ -341,9 +335,7 @@ class TwoRoutes(AbstractStart):
             self.separation,
             self.slack,
         )
-        if self.probe_pairs is not None:
-            second = ProbedSource(second, self.probe_pairs, self.min_shorter)
-        return [first, second]
+        return [first, probed(second, self.probe_pairs, self.min_shorter)]
 
     def default_solver(self) -> AbstractCurveSolver:
         """The local solver, `AutoSolver(least_squares=Escalating())`: the
@@ -451,7 +443,8 @@ class Probed(AbstractStart):
     probe: every pair is solved from every start. Used within
     [`ShortestOf`][latentgeo.ShortestOf]; the default start of
     [`pairwise_geodesics`][latentgeo.pairwise_geodesics] in two latent
-    dimensions probes the straight line and a constant-speed restart this way
+    dimensions probes the straight line and a constant-speed restart this way,
+    and [`Refined`][latentgeo.Refined] its refinement
     (measured on the
     [performance page](../performance.md#the-probe-does-another-start-pay-on-this-run)).
 
