@@ -113,6 +113,36 @@ def test_curve_length_is_reparametrisation_invariant(ensemble):
     )
 
 
+def test_edge_lengths_of_many_edges_match_member_outputs(ensemble):
+    # More edges than one chunk of the gather (and not a multiple of it):
+    # every edge's length is sqrt(mean_k |f_k(b) - f_k(a)|^2).
+    rng = np.random.default_rng(0)
+    points = jnp.asarray(rng.normal(size=(300, 2)), jnp.float32)
+    edges = rng.integers(0, 300, size=(1000, 2)).astype(np.int32)
+    lengths = lg.ExpectedMetric(ensemble).edge_lengths(points, jnp.asarray(edges))
+    outputs = np.stack(
+        [np.asarray(jax.vmap(ensemble.member(k))(points)) for k in range(4)]
+    )
+    steps = outputs[:, edges[:, 1]] - outputs[:, edges[:, 0]]
+    truth = np.sqrt(np.mean(np.sum(steps**2, axis=-1), axis=0))
+    np.testing.assert_allclose(lengths, truth, rtol=1e-5, atol=1e-6)
+    assert np.all(lengths[edges[:, 0] == edges[:, 1]] == 0)
+
+
+def test_edge_lengths_of_a_linear_decoder_are_exact():
+    matrix = jnp.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]])
+    metric = lg.PullbackMetric(Linear(matrix), latent_dim=2)
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(50, 2)).astype(np.float32)
+    edges = rng.integers(0, 50, size=(600, 2)).astype(np.int32)
+    lengths = eqx.filter_jit(metric.edge_lengths)(
+        jnp.asarray(points), jnp.asarray(edges)
+    )
+    steps = points[edges[:, 1]] - points[edges[:, 0]]
+    truth = np.linalg.norm(steps @ np.asarray(matrix).T, axis=-1)
+    np.testing.assert_allclose(lengths, truth, rtol=1e-5, atol=1e-5)
+
+
 def test_tensor_metric_quadrature_matches_pullback_sphere():
     points = jnp.stack([jnp.linspace(-0.5, 1.5, 401), jnp.linspace(0.2, -0.3, 401)], 1)
     chart = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
