@@ -5,8 +5,9 @@ seeded sample of them (`--pairs`, `reference.pair_sample`).
 Two `lg.pairwise_geodesics` runs, one after the other, each timed in CPU
 seconds including its lattice, its probe and its compilation:
 
-- `issue`: the path on a 256-cell lattice, then `AutoSolver()` on
-  `Discretisation()` (the 0.2 default);
+- `issue`: the path on a 256-cell lattice, then `AutoSolver()` with the
+  lattice check of that time (`ISSUE_CHECK`: 32 cells up to 30 iterations,
+  128 beyond) on `Discretisation()` (the 0.2 default);
 - `default`: today's default (no `init`).
 
 Reported: CPU seconds per pair and their ratio (the issue's target: at most
@@ -32,6 +33,8 @@ from route_probe import _run
 import latentgeo as lg
 
 RESULTS = Path(__file__).parent / "results"
+# The single-geodesic lattice check when issue 15 was filed: no middle tier.
+ISSUE_CHECK = lg.LatticeSearch(lg.Escalating(), quick_steps=30, rough_steps=30)
 SOURCES = ["first_route", "second_route", "straight", "restart", "refinement"]
 
 
@@ -42,10 +45,20 @@ def measure(model: str, num_pairs: int | None) -> dict:
     pairs = np.stack([rows[picks], cols[picks]], axis=1)
     report = {"model": model, "pairs": len(pairs)}
     lengths = {}
-    for name, init in (("issue", lg.LatticeStart(cells=256)), ("default", None)):
+    runs = (
+        (
+            "issue",
+            lg.LatticeStart(cells=256),
+            {"solver": lg.AutoSolver(least_squares=ISSUE_CHECK)},
+        ),
+        ("default", None, {}),
+    )
+    for name, init, options in runs:
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = Path(folder) / "run.npz"
-            result, seconds = _run(metric, query, pairs, init, checkpoint=checkpoint)
+            result, seconds = _run(
+                metric, query, pairs, init, checkpoint=checkpoint, **options
+            )
             with np.load(checkpoint) as data:
                 kept = data["kept_sources"].tolist() if "kept_sources" in data else None
         lengths[name] = np.asarray(result.lengths)

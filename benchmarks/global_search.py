@@ -62,6 +62,13 @@ most `r` iterations and `rough_steps=0`'s elsewhere, scored against the dense
 pipeline for each `r` of `ROUGH_STEPS`, to
 `benchmarks/results/global_<model>_<pairs>_rough_steps.json`.
 
+`--single` (2-D) measures a single `geodesic` call's default (its lattice
+check, tiered by the local solve's iterations) against the local solve alone
+(the default when issue 15 was filed) and the dense pipeline, one pair at a
+time; `--held-out` takes the next `--pairs` pairs instead of the first, pairs
+the check's thresholds were not chosen on. To
+`benchmarks/results/global_<model>_<pairs>[_held_out]_single.json`.
+
 `--versus-default` (2-D) scores today's `pairwise_geodesics` default (one
 run over the pairs) against the dense pipeline, both by
 `score.fine_lengths`, to
@@ -81,6 +88,8 @@ lattice sizes (`RESOLUTIONS`), to
         --pairs 175 --routes --slack 0.01
     PYTHONPATH=src:benchmarks python benchmarks/global_search.py relu \\
         --pairs 175 --rough-steps
+    PYTHONPATH=src:benchmarks python benchmarks/global_search.py softplus \\
+        --pairs 175 --single --held-out
 """
 
 import argparse
@@ -308,7 +317,7 @@ def rough_steps(model: str, pairs: str) -> dict:
     graph = lg.lattice_paths(metric, query, cells=256)
     dense_inits = graph.init_curves(rows[picks], cols[picks]).params
     local = lg.AutoSolver(least_squares=lg.Escalating())
-    always_fine = lg.LatticeSearch(lg.Escalating(), rough_steps=0)
+    always_fine = lg.LatticeSearch(lg.Escalating(), quick_steps=0, rough_steps=0)
     methods = {
         "local": (local, None),
         "default": (lg.AutoSolver(), None),
@@ -344,6 +353,63 @@ def rough_steps(model: str, pairs: str) -> dict:
         report[f"threshold_{threshold}"] = {
             "share_sent_to_the_fine_lattice": float(np.mean(fine)),
             "vs_dense": _excess(lengths, dense),
+        }
+    return report
+
+
+def single(model: str, pairs: str, held_out: bool) -> dict:
+    """A single `geodesic` call's default (its tiered lattice check) against
+    the local solve alone (the default when issue 15 was filed) and the dense
+    pipeline, one pair at a time; `held_out` takes the next `pairs` pairs of
+    `reference.pair_order()` instead, which the check was not tuned on."""
+    metric, _, query = models.load(model)
+    rows, cols = models.pairs()
+    count = int(pairs)
+    order = reference.pair_order()
+    picks = np.sort(order[count : 2 * count] if held_out else order[:count])
+    z0s, z1s = jnp.asarray(query[rows[picks]]), jnp.asarray(query[cols[picks]])
+    graph = lg.lattice_paths(metric, query, cells=256)
+    dense_inits = graph.init_curves(rows[picks], cols[picks]).params
+    local = lg.AutoSolver(least_squares=lg.Escalating())
+    methods = {
+        "local": (local, None),
+        "default": (lg.AutoSolver(), None),
+        "dense": (local, dense_inits),
+    }
+    found = {}
+    for label, (solver, inits) in methods.items():
+        lengths, evaluations, converged, seconds, _, steps = _solve_all(
+            metric, solver, z0s, z1s, inits, lg.Discretisation()
+        )
+        found[label] = dict(
+            lengths=lengths,
+            steps=steps,
+            seconds=seconds,
+            evaluations=evaluations,
+            converged=converged,
+        )
+        print(f"{label:8s} {1e3 * seconds:8.1f} ms/pair", flush=True)
+    dense = found["dense"]["lengths"]
+    local_steps = found["local"]["steps"]
+    report = {
+        "model": model,
+        "pairs": len(picks),
+        "held_out": held_out,
+        "local_steps_percentiles_50_90": np.percentile(local_steps, [50, 90]).tolist(),
+        "share_to_each_lattice_32_64_128": [
+            float(np.mean(local_steps <= 8)),
+            float(np.mean((local_steps > 8) & (local_steps <= 20))),
+            float(np.mean(local_steps > 20)),
+        ],
+        "default_cost_over_local": found["default"]["seconds"]
+        / found["local"]["seconds"],
+    }
+    for label, record in found.items():
+        report[label] = {
+            "cpu_seconds_per_pair": record["seconds"],
+            "evaluations_median": float(np.median(record["evaluations"])),
+            "unconverged": float(np.mean(~record["converged"])),
+            "vs_dense": _excess(record["lengths"], dense),
         }
     return report
 
@@ -389,6 +455,8 @@ def main():
     parser.add_argument("--routes", action="store_true")
     parser.add_argument("--rough-steps", action="store_true")
     parser.add_argument("--versus-default", action="store_true")
+    parser.add_argument("--single", action="store_true")
+    parser.add_argument("--held-out", action="store_true")
     parser.add_argument("--separation", type=float, default=0.1)
     parser.add_argument("--slack", type=float, default=0.01)
     parser.add_argument("--cells", type=int, default=256)
@@ -397,6 +465,13 @@ def main():
         report = routes(args.model, args.pairs, args.separation, args.slack)
         name = f"{args.model}_{args.pairs}_routes_{args.separation}_{args.slack}"
         path = RESULTS / f"global_{name}.json"
+        path.write_text(json.dumps(report, indent=1))
+        return
+    if args.single:
+        report = single(args.model, args.pairs, args.held_out)
+        print(json.dumps(report, indent=1), flush=True)
+        name = f"{args.model}_{args.pairs}{'_held_out' if args.held_out else ''}"
+        path = RESULTS / f"global_{name}_single.json"
         path.write_text(json.dumps(report, indent=1))
         return
     if args.versus_default:

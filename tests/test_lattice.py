@@ -76,6 +76,30 @@ def test_lattice_search_keeps_a_global_straight_start():
     np.testing.assert_allclose(found.length, local.length, rtol=1e-6)
 
 
+def test_lattice_search_tier_follows_the_local_solves_iterations():
+    # A flat metric: the local solve converges in a step or two. Checked by
+    # the coarse or the middle lattice, the path stays on the curve and
+    # nothing more is solved; sent to the fine lattice (every solve counts
+    # as rough), the local solver always runs again, to the same geodesic.
+    metric = lg.PullbackMetric(Linear(jnp.array([[1.0, 0.5], [0.0, 2.0]])))
+    z0, z1 = jnp.array([-1.0, 0.3]), jnp.array([0.8, -0.6])
+    bent = lg.CubicSpline(z0, z1, jnp.full((11, 2), 0.05))  # a step or more
+    local = lg.geodesic(metric, z0, z1, init=bent, solver=lg.LevenbergMarquardt())
+    assert 0 < int(local.num_steps) <= 8
+
+    def searched(**tiers):
+        solver = lg.LatticeSearch(lg.LevenbergMarquardt(), **tiers)
+        return lg.geodesic(metric, z0, z1, init=bent, solver=solver)
+
+    middle = searched(quick_steps=0, rough_steps=100)
+    fine = searched(quick_steps=0, rough_steps=0)
+    assert int(middle.num_evaluations) == int(local.num_evaluations)
+    assert int(fine.num_evaluations) > int(local.num_evaluations)
+    exact = float(jnp.linalg.norm(metric.decoder.matrix @ (z1 - z0)))
+    for result in (middle, fine):
+        np.testing.assert_allclose(result.length, exact, rtol=1e-5)
+
+
 def test_lattice_search_under_vmap_and_in_more_dimensions(getkey):
     metric = Bump()
     z0s = jnp.array([[-1.0, 0.0], [-1.0, 0.2], [0.5, -1.0]])
@@ -132,3 +156,7 @@ def test_lattice_graph_bad_input():
         lg.lattice_paths(flat, np.array([[0.0, np.nan], [1.0, 1.0]]))
     with pytest.raises(ValueError, match="cells"):
         lg.LatticeSearch(lg.OptaxSolver(), cells=1)
+    with pytest.raises(ValueError, match="cells"):
+        lg.LatticeSearch(lg.OptaxSolver(), middle_cells=1)
+    with pytest.raises(ValueError, match="quick_steps"):
+        lg.LatticeSearch(lg.OptaxSolver(), quick_steps=30, rough_steps=20)

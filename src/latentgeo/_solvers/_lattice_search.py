@@ -45,10 +45,11 @@ class LatticeSearch(AbstractCurveSolver):
     the box around the end points and the curve found (its longer side plus
     `margin` times it on each side); its edges, to the 16 nearest lattice
     directions, are weighted by their metric length, and the shortest lattice
-    path from `z0` to `z1` is found by Bellman–Ford relaxation in JAX. How the
-    local solve went decides what follows:
+    path from `z0` to `z1` is found by Bellman–Ford relaxation in JAX. How much
+    work the local solve needed decides how fine the lattice is, so that the
+    check costs in proportion to the solve it checks:
 
-    - **It converged within `rough_steps` iterations** (a smooth energy, as
+    - **It converged within `quick_steps` iterations** (a smooth energy, as
       from smooth decoders): a coarse lattice of `cells` cells checks the
       route. If the path stays within `tube` lattice spacings of the curve
       found, both are the same route and nothing more is done; if it takes
@@ -56,6 +57,9 @@ class LatticeSearch(AbstractCurveSolver):
       lattice path is longer than the geodesic along it, by up to a few
       percent), the local solver runs again from the path (fitted by a
       spline).
+    - **It converged within `rough_steps` iterations**: the same check on a
+      lattice of `middle_cells` cells, which sees the narrower routes that
+      the coarse one misses on ReLU decoders.
     - **It needed more iterations, or failed** (a rough energy with many
       local minima, as from ReLU decoders, or a hard problem): a fine lattice
       of `fine_cells` cells gives a near-global starting curve, and the local
@@ -63,18 +67,23 @@ class LatticeSearch(AbstractCurveSolver):
 
     The lower energy of the two solves is kept. A lattice costs one metric
     evaluation per node: at 32 cells about as much as a few curve evaluations,
-    at 128 cells as much as a few dozen. Measured on the
-    [performance page](../performance.md). In other dimensions (and for
-    Monte Carlo energies) the local solve is returned as it is.
+    at 64 as a few dozen, at 128 as about a hundred. The thresholds were chosen
+    by measurement, on the
+    [performance page](../performance.md#a-single-geodesic). Under `jax.vmap`
+    the three branches all run (a `lax.switch` over a batch is a select). In
+    other dimensions (and for Monte Carlo energies) the local solve is
+    returned as it is.
 
     **Arguments:**
 
     - `local`: the solver run from each start.
     - `cells`: the coarse lattice's cells along the box's side (32).
+    - `middle_cells`: the middle lattice's (64).
     - `fine_cells`: the fine lattice's (128).
-    - `rough_steps`: iterations of the local solve beyond which the fine
-      lattice is used (30, the fast budget of
-      [`Escalating`][latentgeo.Escalating]: more means it escalated).
+    - `quick_steps`: iterations of the local solve up to which the coarse
+      lattice checks it (8).
+    - `rough_steps`: iterations up to which the middle lattice checks it; beyond
+      them the fine lattice is used (20).
     - `margin`: the box's margin on each side, as a fraction of the end
       points' and curve's extent (0.5).
     - `tube`: the tube's radius in lattice spacings (2.0).
@@ -84,17 +93,24 @@ class LatticeSearch(AbstractCurveSolver):
 
     local: AbstractCurveSolver
     cells: int = eqx.field(static=True, default=32)
+    middle_cells: int = eqx.field(static=True, default=64)
     fine_cells: int = eqx.field(static=True, default=128)
-    rough_steps: int = eqx.field(static=True, default=30)
+    quick_steps: int = eqx.field(static=True, default=8)
+    rough_steps: int = eqx.field(static=True, default=20)
     margin: float = eqx.field(static=True, default=0.5)
     tube: float = eqx.field(static=True, default=2.0)
     slack: float = eqx.field(static=True, default=0.05)
 
     def __check_init__(self):
-        if self.cells < 2 or self.fine_cells < 2:
+        if min(self.cells, self.middle_cells, self.fine_cells) < 2:
             raise ValueError(
-                "`cells` and `fine_cells` must be at least 2, got "
-                f"{self.cells}, {self.fine_cells}."
+                "`cells`, `middle_cells` and `fine_cells` must be at least 2, got "
+                f"{self.cells}, {self.middle_cells}, {self.fine_cells}."
+            )
+        if not 0 <= self.quick_steps <= self.rough_steps:
+            raise ValueError(
+                "Need 0 <= `quick_steps` <= `rough_steps`, got "
+                f"{self.quick_steps}, {self.rough_steps}."
             )
         if not (self.margin >= 0 and self.tube > 0 and self.slack >= 0):
             raise ValueError(
@@ -118,21 +134,25 @@ class LatticeSearch(AbstractCurveSolver):
             found = shortest_distances(metric, lattice, weights, z0)
             return lattice, path_to(metric, lattice, found, z0, z1, num_segments)
 
-        def coarse():
-            lattice, found = path(self.cells)
-            radius = self.tube * lattice.spacing
-            elsewhere = leaves_tube(found.points, points, radius)
-            promising = found.length < (1 + self.slack) * metric.curve_length(points)
-            return found.curve.params, elsewhere & promising
+        def check(cells: int):
+            def other_route():
+                lattice, found = path(cells)
+                radius = self.tube * lattice.spacing
+                elsewhere = leaves_tube(found.points, points, radius)
+                bound = (1 + self.slack) * metric.curve_length(points)
+                return found.curve.params, elsewhere & (found.length < bound)
+
+            return other_route
 
         def fine():
             _, found = path(self.fine_cells)
             return found.curve.params, jnp.isfinite(found.length)
 
-        rough = (first.num_steps > self.rough_steps) | (
-            first.result != RESULTS.successful
-        )
-        start, retry = jax.lax.cond(rough, fine, coarse)
+        failed = first.result != RESULTS.successful
+        tier = jnp.where(first.num_steps > self.quick_steps, 1, 0)
+        tier = jnp.where((first.num_steps > self.rough_steps) | failed, 2, tier)
+        branches = [check(self.cells), check(self.middle_cells), fine]
+        start, retry = jax.lax.switch(tier, branches)
         second = jax.lax.cond(
             retry,
             lambda: self.local.minimise(objective, start, max_steps),
