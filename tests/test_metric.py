@@ -9,6 +9,7 @@ from helpers import (
     ConformalSphere,
     InverseStereographic,
     Linear,
+    default_float,
     float64,
     small_mlp,
 )
@@ -117,7 +118,7 @@ def test_edge_lengths_of_many_edges_match_member_outputs(ensemble):
     # More edges than one chunk of the gather (and not a multiple of it):
     # every edge's length is sqrt(mean_k |f_k(b) - f_k(a)|^2).
     rng = np.random.default_rng(0)
-    points = jnp.asarray(rng.normal(size=(300, 2)), jnp.float32)
+    points = jnp.asarray(rng.normal(size=(300, 2)), default_float())
     edges = rng.integers(0, 300, size=(1000, 2)).astype(np.int32)
     lengths = lg.ExpectedMetric(ensemble).edge_lengths(points, jnp.asarray(edges))
     outputs = np.stack(
@@ -133,7 +134,7 @@ def test_edge_lengths_of_a_linear_decoder_are_exact():
     matrix = jnp.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]])
     metric = lg.PullbackMetric(Linear(matrix), latent_dim=2)
     rng = np.random.default_rng(1)
-    points = rng.normal(size=(50, 2)).astype(np.float32)
+    points = rng.normal(size=(50, 2)).astype(default_float())
     edges = rng.integers(0, 50, size=(600, 2)).astype(np.int32)
     lengths = eqx.filter_jit(metric.edge_lengths)(
         jnp.asarray(points), jnp.asarray(edges)
