@@ -308,6 +308,26 @@ def routes(model: str, pairs: str, separation: float, slack: float) -> dict:
     return report
 
 
+def _solve_methods(metric, methods, z0s, z1s) -> dict:
+    """Each `label: (solver, inits)` of `methods` over the pairs on
+    `Discretisation()` (`_solve_all`): its lengths, steps, evaluations,
+    converged flags and CPU seconds per pair, by label."""
+    found = {}
+    for label, (solver, inits) in methods.items():
+        lengths, evaluations, converged, seconds, _, steps = _solve_all(
+            metric, solver, z0s, z1s, inits, lg.Discretisation()
+        )
+        found[label] = dict(
+            lengths=lengths,
+            steps=steps,
+            seconds=seconds,
+            evaluations=evaluations,
+            converged=converged,
+        )
+        print(f"{label:14s} {1e3 * seconds:8.1f} ms/pair", flush=True)
+    return found
+
+
 def rough_steps(model: str, pairs: str) -> dict:
     """The single-geodesic check's threshold: each pair's local iterations, the
     default check's and `rough_steps=0`'s answers, and what each threshold of
@@ -324,13 +344,7 @@ def rough_steps(model: str, pairs: str) -> dict:
         "rough_steps_0": (lg.AutoSolver(least_squares=always_fine), None),
         "dense": (local, dense_inits),
     }
-    found = {}
-    for label, (solver, inits) in methods.items():
-        lengths, _, _, seconds, _, steps = _solve_all(
-            metric, solver, z0s, z1s, inits, lg.Discretisation()
-        )
-        found[label] = dict(lengths=lengths, steps=steps, seconds=seconds)
-        print(f"{label:14s} {1e3 * seconds:8.1f} ms/pair", flush=True)
+    found = _solve_methods(metric, methods, z0s, z1s)
     dense = found["dense"]["lengths"]
     local_steps = found["local"]["steps"]
     report = {
@@ -376,19 +390,7 @@ def single(model: str, pairs: str, held_out: bool) -> dict:
         "default": (lg.AutoSolver(), None),
         "dense": (local, dense_inits),
     }
-    found = {}
-    for label, (solver, inits) in methods.items():
-        lengths, evaluations, converged, seconds, _, steps = _solve_all(
-            metric, solver, z0s, z1s, inits, lg.Discretisation()
-        )
-        found[label] = dict(
-            lengths=lengths,
-            steps=steps,
-            seconds=seconds,
-            evaluations=evaluations,
-            converged=converged,
-        )
-        print(f"{label:8s} {1e3 * seconds:8.1f} ms/pair", flush=True)
+    found = _solve_methods(metric, methods, z0s, z1s)
     dense = found["dense"]["lengths"]
     local_steps = found["local"]["steps"]
     report = {
