@@ -5,23 +5,13 @@ takes another route."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import PyTree
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
+from .._checks import select_tree
 from .._curve import CubicSpline
 from .._lattice import Lattice, edge_weights, leaves_tube, path_to, shortest_distances
 from .._objective import AbstractCurveObjective
 from ._base import RESULTS, AbstractCurveSolver, Minimisation, counter
-
-
-def _nothing(first: Minimisation) -> Minimisation:
-    """No second solve: nothing better, nothing spent."""
-    return Minimisation(
-        params=first.params,
-        value=jnp.full_like(first.value, jnp.inf),
-        num_steps=counter(0),
-        num_evaluations=counter(0),
-        result=first.result,
-    )
 
 
 def better_of(first: Minimisation, second: Minimisation) -> Minimisation:
@@ -35,6 +25,16 @@ def better_of(first: Minimisation, second: Minimisation) -> Minimisation:
         num_evaluations=first.num_evaluations + second.num_evaluations,
         result=RESULTS.where(take_second, second.result, first.result),
     )
+
+
+class _Attempts(eqx.Module):
+    """The two solves' loop: which comes next, from where, whether it runs, and
+    the better of those done."""
+
+    index: Int[Array, ""]
+    start: Float[Array, "num_params 2"]
+    retry: Bool[Array, ""]
+    best: Minimisation
 
 
 class LatticeSearch(AbstractCurveSolver):
@@ -121,22 +121,20 @@ class LatticeSearch(AbstractCurveSolver):
     def minimise(
         self, objective: AbstractCurveObjective, params: PyTree, max_steps: int
     ) -> Minimisation:
-        first = self.local.minimise(objective, params, max_steps)
         if objective.z0.shape[-1] != 2:
-            return first
+            return self.local.minimise(objective, params, max_steps)
         metric, z0, z1 = objective.metric, objective.z0, objective.z1
         num_segments = params.shape[0] - 1
-        points = CubicSpline(z0, z1, first.params)(objective.times)
 
-        def path(cells: int):
+        def path(points, cells: int):
             lattice = Lattice.around(points, cells, self.margin)
             weights = edge_weights(metric, lattice)
             found = shortest_distances(metric, lattice, weights, z0)
             return lattice, path_to(metric, lattice, found, z0, z1, num_segments)
 
         def check(cells: int):
-            def other_route():
-                lattice, found = path(cells)
+            def other_route(points):
+                lattice, found = path(points, cells)
                 radius = self.tube * lattice.spacing
                 elsewhere = leaves_tube(found.points, points, radius)
                 bound = (1 + self.slack) * metric.curve_length(points)
@@ -144,18 +142,40 @@ class LatticeSearch(AbstractCurveSolver):
 
             return other_route
 
-        def fine():
-            _, found = path(self.fine_cells)
+        def fine(points):
+            _, found = path(points, self.fine_cells)
             return found.curve.params, jnp.isfinite(found.length)
 
-        failed = first.result != RESULTS.successful
-        tier = jnp.where(first.num_steps > self.quick_steps, 1, 0)
-        tier = jnp.where((first.num_steps > self.rough_steps) | failed, 2, tier)
-        branches = [check(self.cells), check(self.middle_cells), fine]
-        start, retry = jax.lax.switch(tier, branches)
-        second = jax.lax.cond(
-            retry,
-            lambda: self.local.minimise(objective, start, max_steps),
-            lambda: _nothing(first),
+        def second_start(first: Minimisation):
+            points = CubicSpline(z0, z1, first.params)(objective.times)
+            failed = first.result != RESULTS.successful
+            tier = jnp.where(first.num_steps > self.quick_steps, 1, 0)
+            tier = jnp.where((first.num_steps > self.rough_steps) | failed, 2, tier)
+            branches = [check(self.cells), check(self.middle_cells), fine]
+            return jax.lax.switch(tier, branches, points)
+
+        # Both solves are the two iterations of one loop, so that the local
+        # solver is traced and compiled once (two copies of it took a third of
+        # the compile time). The loop's counter is the same for every pair of a
+        # batch, so the lattice's `lax.cond` stays a branch under `jax.vmap`.
+        def attempt(carry: _Attempts) -> _Attempts:
+            found = self.local.minimise(objective, carry.start, max_steps)
+            first = carry.index == 0
+            best = select_tree(first, found, better_of(carry.best, found))
+            start, retry = jax.lax.cond(
+                first,
+                lambda: second_start(found),
+                lambda: (carry.start, jnp.array(False)),
+            )
+            return _Attempts(carry.index + 1, start, retry, best)
+
+        shapes = eqx.filter_eval_shape(
+            self.local.minimise, objective, params, max_steps
         )
-        return better_of(first, second)
+        initial = _Attempts(
+            index=counter(0),
+            start=params,
+            retry=jnp.array(True),
+            best=jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes),
+        )
+        return jax.lax.while_loop(lambda c: c.retry, attempt, initial).best
