@@ -3,15 +3,23 @@ import os
 import jax
 import pytest
 
-# Compiling dominates the suite's time, and most of it is XLA's optimisation
-# passes: without them the suite takes about a third less. The numbers the
-# tests assert do not depend on them (every tolerance is the method's, not
-# the compiler's). Also set in the environment, so that the processes tests
-# start compile alike (their arrays are compared bit for bit).
-# `LATENTGEO_TEST_OPTIMISED=1` compiles as users do (CI's float64 pass).
+# Compiling dominates the suite's time. Most of it is XLA's optimisation passes
+# and, on the CPU, code generation kernel by kernel with its fusion emitters
+# (a default 2-D `geodesic` makes about 700 kernels). Without the passes the
+# suite takes about a third less; generating code the older way
+# (`--xla_cpu_use_fusion_emitters=false`) halves what remains, at about twice
+# the run time of the compiled programs, which the tests' small problems do not
+# feel. The numbers the tests assert depend on neither (every tolerance is the
+# method's, not the compiler's). Both are set in the environment, so that the
+# processes tests start compile alike (their arrays are compared bit for bit).
+# `LATENTGEO_TEST_OPTIMISED=1` compiles as users do (CI's float64 pass and notebooks).
 if os.environ.get("LATENTGEO_TEST_OPTIMISED") != "1":
     os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
     jax.config.update("jax_disable_most_optimizations", True)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_use_fusion_emitters" not in flags:
+        flags = f"{flags} --xla_cpu_use_fusion_emitters=false".strip()
+    os.environ["XLA_FLAGS"] = flags
 
 # Silent broadcasting and dtype promotion fail loudly in the test suite.
 jax.config.update("jax_numpy_rank_promotion", "raise")

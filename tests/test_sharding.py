@@ -43,7 +43,8 @@ options = dict(
 
 def _environment(devices_per_process):
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices_per_process}"
+    devices = f"--xla_force_host_platform_device_count={devices_per_process}"
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {devices}".strip()
     env["JAX_PLATFORMS"] = "cpu"
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))

@@ -63,13 +63,16 @@ def test_default_finds_the_straight_geodesic_from_a_bent_start(getkey):
 
 def test_escalating_keeps_a_fast_success_and_escalates_otherwise():
     z0, z1 = jnp.array([0.6, -0.3]), jnp.array([-0.5, 0.7])
-    bent = lg.CubicSpline(z0, z1, 0.4 * jnp.ones((11, 2)))
+    # A start from which the continued run converges in a dozen steps: from
+    # bent ones it takes dozens, and its step count then follows the rounding.
+    bent = lg.CubicSpline(z0, z1, 0.2 * jnp.ones((11, 2)))
     fast = lg.LevenbergMarquardt()
     alone = lg.geodesic(SPHERE, z0, z1, init=bent, solver=fast)
     quick = lg.Escalating(fast=fast, fast_steps=int(alone.num_steps))
     kept = lg.geodesic(SPHERE, z0, z1, init=bent, solver=quick)
     assert int(kept.num_steps) == int(alone.num_steps)
-    np.testing.assert_array_equal(kept.length, alone.length)
+    # The same steps (two compiled programs, so equal to their rounding).
+    np.testing.assert_allclose(kept.length, alone.length, rtol=1e-6)
     # A budget of one step cannot converge: the robust solver runs from the same
     # start and the fast one is continued; the lower energy of the two is kept.
     robust = lg.WarmStart(lg.OptaxSolver(optax.adam(1e-2)), fast, warmup_steps=5)
