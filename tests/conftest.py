@@ -33,14 +33,32 @@ def pytest_configure(config):
     )
 
 
+# A test module's compiled programs add a few thousand memory mappings (one
+# module of the default solver's tests about 4,700).
+MAX_MAPPINGS = 40_000
+
+
+def _memory_mappings() -> int | None:
+    """The process's memory mappings, or `None` where `/proc` does not say."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return sum(1 for _ in maps)
+    except OSError:
+        return None
+
+
 @pytest.fixture(autouse=True, scope="module")
 def release_compiled_programs():
-    """Free each test module's compiled programs when it ends. Every XLA CPU
-    executable holds a few memory mappings; the whole suite compiles enough of
-    them to pass Linux's limit of 65,530 mappings per process, where the next
-    compilation fails with a segmentation fault."""
+    """Free the compiled programs when a test module ends with many of them.
+    Every XLA CPU executable holds a few memory mappings; the whole suite
+    compiles enough of them to pass Linux's limit of 65,530 mappings per
+    process, where the next compilation fails with a segmentation fault. Kept
+    below `MAX_MAPPINGS`, the next modules reuse what they share (a tenth less
+    time than freeing after every module)."""
     yield
-    jax.clear_caches()
+    mappings = _memory_mappings()
+    if mappings is None or mappings > MAX_MAPPINGS:
+        jax.clear_caches()
 
 
 @pytest.fixture
