@@ -156,8 +156,9 @@ class LatticeSearch(AbstractCurveSolver):
 
         # Both solves are the two iterations of one loop, so that the local
         # solver is traced and compiled once (against two copies, a fifth less
-        # tracing and a tenth less compiling). The loop's counter is the same for every pair of a
-        # batch, so the lattice's `lax.cond` stays a branch under `jax.vmap`.
+        # tracing and a tenth less compiling). The loop's counter is the same
+        # for every pair of a batch, so the lattice's `lax.cond` stays a branch
+        # under `jax.vmap`.
         def attempt(carry: _Attempts) -> _Attempts:
             found = self.local.minimise(objective, carry.start, max_steps)
             first = carry.index == 0
