@@ -7,12 +7,13 @@ import pytest
 # and, on the CPU, code generation kernel by kernel with its fusion emitters
 # (a default 2-D `geodesic` makes about 700 kernels). Without the passes the
 # suite takes about a third less; generating code the older way
-# (`--xla_cpu_use_fusion_emitters=false`) halves what remains, at about twice
-# the run time of the compiled programs, which the tests' small problems do not
-# feel. The numbers the tests assert depend on neither (every tolerance is the
-# method's, not the compiler's). Both are set in the environment, so that the
-# processes tests start compile alike (their arrays are compared bit for bit).
-# `LATENTGEO_TEST_OPTIMISED=1` compiles as users do (CI's float64 pass and notebooks).
+# (`--xla_cpu_use_fusion_emitters=false`) takes about a quarter off what remains
+# (half on the solvers' modules), while optimised programs run 4-20% slower
+# (docs/performance.md, "Compile time"). The numbers the tests assert depend
+# on neither (every tolerance is the method's, not the compiler's). Both are
+# set in the environment, so that the processes tests start compile alike
+# (their arrays are compared bit for bit). `LATENTGEO_TEST_OPTIMISED=1`
+# compiles as users do (CI's float64 pass and notebooks).
 if os.environ.get("LATENTGEO_TEST_OPTIMISED") != "1":
     os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
     jax.config.update("jax_disable_most_optimizations", True)

@@ -22,6 +22,12 @@ def float64():
     return enable_x64()
 
 
+# A value a solver reports against the objective evaluated again, or two
+# compiled programs' answers to the same steps: equal up to their rounding (XLA
+# fuses them differently).
+ROUNDING = 1e-6
+
+
 def default_float():
     """JAX's default float dtype where it is called: float64 under x64
     (`JAX_ENABLE_X64=1`, or inside `float64()`), else float32. Test data made in

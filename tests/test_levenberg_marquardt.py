@@ -12,6 +12,7 @@ import pytest
 
 import latentgeo as lg
 from helpers import (
+    ROUNDING,
     ConformalSphere,
     InverseStereographic,
     Linear,
@@ -20,9 +21,6 @@ from helpers import (
     sphere_pair,
 )
 
-# The value a solver reports against the objective evaluated again: equal up
-# to the rounding of two compiled programs (XLA fuses them differently).
-ROUNDING = 1e-6
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
 Z0, Z1 = jnp.array([-0.5, 0.2]), jnp.array([0.7, -0.4])
 BENT = 0.3 * jnp.ones((11, 2))

@@ -11,12 +11,15 @@ import optax
 import pytest
 
 import latentgeo as lg
-from helpers import ConformalSphere, InverseStereographic, Linear, float64, sphere_pair
+from helpers import (
+    ROUNDING,
+    ConformalSphere,
+    InverseStereographic,
+    Linear,
+    float64,
+    sphere_pair,
+)
 from latentgeo._solvers._optax import shared_adam
-
-# The value a solver reports against the objective evaluated again: equal up
-# to the rounding of two compiled programs (XLA fuses them differently).
-ROUNDING = 1e-6
 
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
 Z0, Z1 = jnp.array([-0.5, 0.2]), jnp.array([0.7, -0.4])

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import latentgeo as lg
-from helpers import ConformalSphere, InverseStereographic, Linear, small_mlp
+from helpers import ROUNDING, ConformalSphere, InverseStereographic, Linear, small_mlp
 
 SPHERE = lg.PullbackMetric(InverseStereographic(), latent_dim=2)
 
@@ -72,7 +72,7 @@ def test_escalating_keeps_a_fast_success_and_escalates_otherwise():
     kept = lg.geodesic(SPHERE, z0, z1, init=bent, solver=quick)
     assert int(kept.num_steps) == int(alone.num_steps)
     # The same steps (two compiled programs, so equal to their rounding).
-    np.testing.assert_allclose(kept.length, alone.length, rtol=1e-6)
+    np.testing.assert_allclose(kept.length, alone.length, rtol=ROUNDING)
     # A budget of one step cannot converge: the robust solver runs from the same
     # start and the fast one is continued; the lower energy of the two is kept.
     robust = lg.WarmStart(lg.OptaxSolver(optax.adam(1e-2)), fast, warmup_steps=5)
