@@ -11,7 +11,7 @@ from .._checks import select_tree
 from .._curve import CubicSpline
 from .._lattice import Lattice, edge_weights, leaves_tube, path_to, shortest_distances
 from .._objective import AbstractCurveObjective
-from ._base import RESULTS, AbstractCurveSolver, Minimisation, counter
+from ._base import RESULTS, AbstractCurveSolver, Minimisation
 
 
 def better_of(first: Minimisation, second: Minimisation) -> Minimisation:
@@ -28,10 +28,9 @@ def better_of(first: Minimisation, second: Minimisation) -> Minimisation:
 
 
 class _Attempts(eqx.Module):
-    """The two solves' loop: which comes next, from where, whether it runs, and
-    the better of those done."""
+    """The two solves' scan: where the next starts, whether it runs, and the
+    better of those done."""
 
-    index: Int[Array, ""]
     start: Float[Array, "num_params 2"]
     retry: Bool[Array, ""]
     best: Minimisation
@@ -70,7 +69,9 @@ class LatticeSearch(AbstractCurveSolver):
     at 64 as a few dozen, at 128 as about a hundred. The thresholds were chosen
     by measurement, on the
     [performance page](../performance.md#a-single-geodesic). Under `jax.vmap`
-    the three branches all run (a `lax.switch` over a batch is a select). In
+    the three branches all run (a `lax.switch` over a batch is a select), and
+    every pair of a batch pays for the second solve
+    ([batching](../performance.md#batching)). In
     other dimensions (and for Monte Carlo energies) the local solve is
     returned as it is.
 
@@ -154,29 +155,41 @@ class LatticeSearch(AbstractCurveSolver):
             branches = [check(self.cells), check(self.middle_cells), fine]
             return jax.lax.switch(tier, branches, points)
 
-        # Both solves are the two iterations of one loop, so that the local
-        # solver is traced and compiled once (against two copies, a fifth less
-        # tracing and a tenth less compiling). The loop's counter is the same
-        # for every pair of a batch, so the lattice's `lax.cond` stays a branch
-        # under `jax.vmap`.
-        def attempt(carry: _Attempts) -> _Attempts:
-            found = self.local.minimise(objective, carry.start, max_steps)
-            first = carry.index == 0
-            best = select_tree(first, found, better_of(carry.best, found))
+        # Both solves are the two steps of one scan, so that the local solver is
+        # traced and compiled once (a default `geodesic` on a ReLU ensemble,
+        # two runs each: tracing 4.7-6.0 s and compiling 21.5-23.2 s, against
+        # 5.7-6.7 s and 24.0-25.4 s with two copies). The step's index comes
+        # from the scanned array, not the carry, so it stays unbatched under
+        # `jax.vmap`: the lattice's `lax.cond` stays a branch there, and the
+        # check runs once. (A `while_loop` on `retry` batches its whole carry,
+        # the index included, and ran the check in both steps: 1.36 times the
+        # cost per pair in 64-pair batches, on the performance page.) Under
+        # `jax.vmap` the second solve's `lax.cond` is a select, so every pair
+        # of a batch pays for it, as with two copies; alone, a pair pays only
+        # if it retries.
+        def attempt(carry: _Attempts, index: Int[Array, ""]):
+            first = index == 0
+            found = jax.lax.cond(
+                first | carry.retry,
+                lambda: self.local.minimise(objective, carry.start, max_steps),
+                lambda: carry.best,
+            )
+            retried = better_of(carry.best, found)
+            best = select_tree(first, found, select_tree(carry.retry, retried, found))
             start, retry = jax.lax.cond(
                 first,
                 lambda: second_start(found),
                 lambda: (carry.start, jnp.array(False)),
             )
-            return _Attempts(carry.index + 1, start, retry, best)
+            return _Attempts(start, retry, best), None
 
         shapes = eqx.filter_eval_shape(
             self.local.minimise, objective, params, max_steps
         )
         initial = _Attempts(
-            index=counter(0),
             start=params,
-            retry=jnp.array(True),
+            retry=jnp.array(False),
             best=jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes),
         )
-        return jax.lax.while_loop(lambda c: c.retry, attempt, initial).best
+        final, _ = jax.lax.scan(attempt, initial, jnp.arange(2))
+        return final.best
