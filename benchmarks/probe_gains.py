@@ -30,9 +30,16 @@ import reference
 
 import latentgeo as lg
 import latentgeo._pairwise as pairwise
+from latentgeo._probe import ProbedSource, probe_ids
 
 RESULTS = Path(__file__).parent / "results"
 SOURCES = ["first_route", "second_route", "straight", "restart", "refinement"]
+PROBE_PAIRS = 128  # the default probes'
+
+
+def probe_of(num_pairs: int) -> np.ndarray:
+    """The pairs (indices into a run's `num_pairs`) the default's probe solves."""
+    return probe_ids([ProbedSource(None, PROBE_PAIRS, 1)], num_pairs)
 
 
 def unprobed_default() -> lg.Refined:
@@ -119,8 +126,7 @@ class Recorder:
 def measure(model: str) -> dict:
     metric, _, query = models.load(model)
     rows, cols = models.pairs()
-    whole_run_probe = np.unique(np.round(np.linspace(0, rows.size - 1, 128)))
-    picks = np.union1d(reference.pair_sample(600), whole_run_probe.astype(int))
+    picks = np.union1d(reference.pair_sample(600), probe_of(rows.size))
     pairs = np.stack([rows[picks], cols[picks]], axis=1)
     recorder = Recorder(len(SOURCES))
     recorder.install()
@@ -154,12 +160,10 @@ def pair_sets(picks: np.ndarray) -> dict[str, np.ndarray]:
     run's probe (`latentgeo._probe.probe_ids`' 128 pairs of each)."""
     num_pairs = models.pairs()[0].size
     sample = np.flatnonzero(np.isin(picks, reference.pair_sample(600)))
-    evenly = np.unique(np.round(np.linspace(0, sample.size - 1, 128)).astype(int))
-    whole = np.unique(np.round(np.linspace(0, num_pairs - 1, 128)).astype(int))
     return {
         "sample": np.isin(np.arange(picks.size), sample),
-        "probe_of_600": np.isin(np.arange(picks.size), sample[evenly]),
-        "probe_of_4950": np.isin(picks, whole),
+        "probe_of_600": np.isin(np.arange(picks.size), sample[probe_of(sample.size)]),
+        "probe_of_4950": np.isin(picks, probe_of(num_pairs)),
     }
 
 
