@@ -512,9 +512,13 @@ def test_screened_start_is_solved_on_only_where_its_brief_solve_came_close():
         metric, points, init=init, solver=lg.OptaxSolver(), pairs=pairs, **options
     )
     np.testing.assert_allclose(probed.lengths, over.lengths[0], rtol=1e-6)
-    np.testing.assert_array_equal(
-        probed.num_steps[np.array([0, 2])], solved.num_steps[0]
+    # The probe's pairs paid the screened start's full solve, as `solved` did
+    # (compiled in another program, its stopping test may fall a step either
+    # side on another CPU).
+    np.testing.assert_allclose(
+        probed.num_steps[np.array([0, 2])], solved.num_steps[0], atol=1
     )
+    assert np.all(probed.num_steps[np.array([0, 2])] > over.num_steps[0] + 5)
     assert probed.num_steps[1] == over.num_steps[0]  # not in the probe
 
 
