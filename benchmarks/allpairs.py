@@ -11,6 +11,9 @@ Run, for example:
 100 query codes. Larger `N` (only for the digit models: there are only 537
 digits 0-2) draws codes of random digits plus Gaussian jitter (std 0.05), a
 fixed sample. The graph always includes the model's training codes as extra nodes.
+`--init default` passes no `init` (the library's default); `--init issue` runs
+the default when issue 15 was filed (a 256-cell lattice start and the lattice
+check of that time, as in `default_cost.py`), to set beside it.
 Prints one JSON line: times (after a warm-up compilation on a few points), peak
 resident memory of the process, and convergence.
 """
@@ -24,6 +27,7 @@ import time
 import jax
 import models
 import numpy as np
+from default_cost import ISSUE_CHECK
 
 import latentgeo as lg
 
@@ -43,20 +47,26 @@ def main(model, n, refine, init, batch_size, neighbours):
     points = query[:n] if n <= len(query) else query_points(n)
     graph = lg.GraphStart(neighbours=neighbours, extra_points=train)
     starts = {
-        "graph": graph,
-        "straight": lg.StraightStart(),
-        "shortest": lg.ShortestOf(lg.StraightStart(), graph),
-        "default": None,
+        "graph": (graph, {}),
+        "straight": (lg.StraightStart(), {}),
+        "shortest": (lg.ShortestOf(lg.StraightStart(), graph), {}),
+        "default": (None, {}),
+        "issue": (
+            lg.LatticeStart(cells=256),
+            {"solver": lg.AutoSolver(least_squares=ISSUE_CHECK)},
+        ),
     }
     if refine:
+        chosen_init, options = starts[init]
 
         def solve(points):
             return lg.pairwise_geodesics(
                 metric,
                 points,
-                init=starts[init],
+                init=chosen_init,
                 batch_size=batch_size,
                 progress=False,
+                **options,
             )
     else:
 
@@ -101,8 +111,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--init",
         default="graph",
-        choices=["graph", "straight", "shortest", "default"],
-        help="the start: `default` passes no `init` (the library's default)",
+        choices=["graph", "straight", "shortest", "default", "issue"],
+        help="the start: `default` passes no `init` (the library's default); "
+        "`issue` is the default when issue 15 was filed (`default_cost.py`)",
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--neighbours", type=int, default=10)
