@@ -10,6 +10,12 @@ and scores each curve by its length on 1,025 points in float64
   (`lg.Refined`), the default before it;
 - `two-routes`: `init=lg.TwoRoutes()`, the default before the probed
   straight line;
+- `refined-two-routes`: `init=lg.Refined(lg.TwoRoutes())`, the default
+  without its probed straight line and restart;
+- `refined-no-restart`, `refined-no-straight`: the default without its
+  probed restart, or without its probed (screened) straight line;
+- `issue`: the default when issue 15 was filed (`default_cost.ISSUE_CHECK`
+  after a 256-cell lattice start), the base of the issue's cost target;
 - `refined-256`: the default refined on 64-segment curves with 256 energy
   points rather than 128.
 
@@ -18,9 +24,12 @@ second of two identical runs), so each pair pays its share of one lattice.
 Also reported: how often the reference's polishing of the default's curve
 decided it, the refinement solves at their iteration cap, and which of the
 independent solve's starts was the shortest at 32 segments. Results go to
-`benchmarks/results/versus_reference_<model>_<pairs>.json`.
+`benchmarks/results/versus_reference_<model>_<pairs>.json`; `--methods`
+runs only the methods named and updates their entries in that file.
 
     PYTHONPATH=src:benchmarks python benchmarks/versus_reference.py relu
+    PYTHONPATH=src:benchmarks python benchmarks/versus_reference.py relu \
+        --methods refined-two-routes
 """
 
 import argparse
@@ -33,6 +42,7 @@ import models
 import numpy as np
 import reference
 import score
+from default_cost import ISSUE_CHECK
 
 import latentgeo as lg
 
@@ -48,6 +58,23 @@ def _methods() -> dict:
         "default": {},
         "unrefined": dict(init=search),
         "two-routes": dict(init=lg.TwoRoutes()),
+        "refined-two-routes": dict(init=lg.Refined(lg.TwoRoutes())),
+        "refined-no-restart": dict(
+            init=lg.Refined(
+                lg.ShortestOf(
+                    lg.TwoRoutes(), lg.Probed(lg.Screened(lg.StraightStart()))
+                )
+            )
+        ),
+        "refined-no-straight": dict(
+            init=lg.Refined(
+                lg.ShortestOf(lg.TwoRoutes(), lg.Probed(lg.ConstantSpeedStart()))
+            )
+        ),
+        "issue": dict(
+            init=lg.LatticeStart(cells=256),
+            solver=lg.AutoSolver(least_squares=ISSUE_CHECK),
+        ),
         "refined-256": dict(init=lg.Refined(search, lg.Discretisation(64, 256))),
     }
 
@@ -85,6 +112,7 @@ def _excess(lengths, truth):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted(models.MODELS))
+    parser.add_argument("--methods", nargs="+", choices=sorted(_methods()))
     args = parser.parse_args()
     stored = reference.load(args.model)
     if stored is None:
@@ -107,12 +135,16 @@ def main():
             "shortest_start_at_32_segments": dict(zip(names, wins.tolist())),
         },
     }
+    path = score.RESULTS / f"versus_reference_{args.model}_{len(pairs)}.json"
+    if args.methods is not None and path.exists():
+        report = json.loads(path.read_text()) | report
     for label, options in _methods().items():
+        if args.methods is not None and label not in args.methods:
+            continue
         lengths, seconds = _run(metric, query, pairs, options)
         report[label] = {"cpu_seconds_per_pair": seconds} | _excess(lengths, truth)
         print(label, json.dumps(report[label]), flush=True)
     print(json.dumps(report["reference"]), flush=True)
-    path = score.RESULTS / f"versus_reference_{args.model}_{len(pairs)}.json"
     path.write_text(json.dumps(report, indent=1))
 
 
