@@ -94,6 +94,6 @@ def indicatrices(
     )
     ax.add_collection(collection)
     ax.autoscale_view()
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper right")  # "best" is slow on many points
     label_axes(ax, plane)
     return ax

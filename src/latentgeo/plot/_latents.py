@@ -94,7 +94,7 @@ def latents(
             )
         ax.plot(*path.T, color="tab:red", lw=1.5, label="geodesic" if first else None)
     if labels is not None or curves is not None:
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper right")  # "best" is slow on many points
     label_axes(ax, plane)
     return ax
 

@@ -58,5 +58,5 @@ def cv_histogram(
         ax.axvline(mean, color=colour, ls="--", lw=1.5)
     ax.set_xlabel("coefficient of variation across seeds (std / mean)")
     ax.set_ylabel("test pairs")
-    ax.legend()
+    ax.legend(loc="upper right")  # "best" is slow, and warns, on many bars
     return ax
