@@ -27,7 +27,7 @@ import time
 import jax
 import models
 import numpy as np
-from default_cost import ISSUE_CHECK
+from default_cost import issue_pipeline
 
 import latentgeo as lg
 
@@ -51,10 +51,7 @@ def main(model, n, refine, init, batch_size, neighbours):
         "straight": (lg.StraightStart(), {}),
         "shortest": (lg.ShortestOf(lg.StraightStart(), graph), {}),
         "default": (None, {}),
-        "issue": (
-            lg.LatticeStart(cells=256),
-            {"solver": lg.AutoSolver(least_squares=ISSUE_CHECK)},
-        ),
+        "issue": issue_pipeline(),
     }
     if refine:
         chosen_init, options = starts[init]

@@ -35,6 +35,16 @@ import latentgeo as lg
 RESULTS = Path(__file__).parent / "results"
 # The single-geodesic lattice check when issue 15 was filed: no middle tier.
 ISSUE_CHECK = lg.LatticeSearch(lg.Escalating(), quick_steps=30, rough_steps=30)
+
+
+def issue_pipeline() -> tuple[lg.AbstractStart, dict]:
+    """The default when issue 15 was filed: its start and the other
+    `pairwise_geodesics` keyword arguments it needs."""
+    return lg.LatticeStart(cells=256), {
+        "solver": lg.AutoSolver(least_squares=ISSUE_CHECK)
+    }
+
+
 SOURCES = ["first_route", "second_route", "straight", "restart", "refinement"]
 
 
@@ -45,14 +55,7 @@ def measure(model: str, num_pairs: int | None) -> dict:
     pairs = np.stack([rows[picks], cols[picks]], axis=1)
     report = {"model": model, "pairs": len(pairs)}
     lengths = {}
-    runs = (
-        (
-            "issue",
-            lg.LatticeStart(cells=256),
-            {"solver": lg.AutoSolver(least_squares=ISSUE_CHECK)},
-        ),
-        ("default", None, {}),
-    )
+    runs = (("issue", *issue_pipeline()), ("default", None, {}))
     for name, init, options in runs:
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = Path(folder) / "run.npz"

@@ -14,8 +14,9 @@ and scores each curve by its length on 1,025 points in float64
   without its probed straight line and restart;
 - `refined-no-restart`, `refined-no-straight`: the default without its
   probed restart, or without its probed (screened) straight line;
-- `issue`: the default when issue 15 was filed (`default_cost.ISSUE_CHECK`
-  after a 256-cell lattice start), the base of the issue's cost target;
+- `issue`: the default when issue 15 was filed
+  (`default_cost.issue_pipeline`: a 256-cell lattice start, that day's
+  lattice check), the base of the issue's cost target;
 - `refined-256`: the default refined on 64-segment curves with 256 energy
   points rather than 128.
 
@@ -42,7 +43,7 @@ import models
 import numpy as np
 import reference
 import score
-from default_cost import ISSUE_CHECK
+from default_cost import issue_pipeline
 
 import latentgeo as lg
 
@@ -54,6 +55,7 @@ def _methods() -> dict:
         lg.Probed(lg.Screened(lg.StraightStart())),
         lg.Probed(lg.ConstantSpeedStart()),
     )
+    issue_init, issue_options = issue_pipeline()
     return {
         "default": {},
         "unrefined": dict(init=search),
@@ -71,10 +73,7 @@ def _methods() -> dict:
                 lg.ShortestOf(lg.TwoRoutes(), lg.Probed(lg.ConstantSpeedStart()))
             )
         ),
-        "issue": dict(
-            init=lg.LatticeStart(cells=256),
-            solver=lg.AutoSolver(least_squares=ISSUE_CHECK),
-        ),
+        "issue": dict(init=issue_init, **issue_options),
         "refined-256": dict(init=lg.Refined(search, lg.Discretisation(64, 256))),
     }
 
