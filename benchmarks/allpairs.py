@@ -13,7 +13,7 @@ digits 0-2) draws codes of random digits plus Gaussian jitter (std 0.05), a
 fixed sample. The graph always includes the model's training codes as extra nodes.
 `--init default` passes no `init` (the library's default); `--init issue` runs
 the default when issue 15 was filed (a 256-cell lattice start and the lattice
-check of that time, as in `default_cost.py`), to set beside it.
+check of that time, `pipelines.issue_pipeline`), to set beside it.
 Prints one JSON line: times (after a warm-up compilation on a few points), peak
 resident memory of the process, and convergence.
 """
@@ -27,7 +27,7 @@ import time
 import jax
 import models
 import numpy as np
-from default_cost import issue_pipeline
+from pipelines import issue_pipeline
 
 import latentgeo as lg
 
@@ -110,7 +110,7 @@ if __name__ == "__main__":
         default="graph",
         choices=["graph", "straight", "shortest", "default", "issue"],
         help="the start: `default` passes no `init` (the library's default); "
-        "`issue` is the default when issue 15 was filed (`default_cost.py`)",
+        "`issue` is the default when issue 15 was filed (`pipelines.issue_pipeline`)",
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--neighbours", type=int, default=10)

@@ -72,7 +72,10 @@ the check's thresholds were not chosen on. To
 `--versus-default` (2-D) scores today's `pairwise_geodesics` default (one
 run over the pairs) against the dense pipeline, both by
 `score.fine_lengths`, to
-`benchmarks/results/global_<model>_<pairs>_versus_default.json`.
+`benchmarks/results/global_<model>_<pairs>_versus_default.json`; with
+`--candidate no-straight`, the default without its probed straight line
+(`pipelines.without_straight_line`), to
+`..._versus_default_no-straight.json`.
 
 `--resolution` (2-D, against the reference) instead solves the pairs from
 their lattice paths with the local solver at several curve resolutions and
@@ -104,6 +107,7 @@ import models
 import numpy as np
 import reference
 import score
+from pipelines import CANDIDATES
 
 import latentgeo as lg
 from latentgeo._solvers._optax import chord_adam
@@ -416,9 +420,11 @@ def single(model: str, pairs: str, held_out: bool) -> dict:
     return report
 
 
-def versus_default(model: str, pairs: str) -> dict:
-    """Today's `pairwise_geodesics` default over the pairs, one run, against
-    the dense pipeline; both scored in float64 by `score.fine_lengths`."""
+def versus_default(model: str, pairs: str, candidate: str = "default") -> dict:
+    """Today's `pairwise_geodesics` default (or a candidate default of
+    `pipelines.CANDIDATES`) over the pairs, one run, against the dense
+    pipeline; both scored in float64 by `score.fine_lengths`."""
+    init, _ = CANDIDATES[candidate]
     metric, _, query = models.load(model)
     rows, cols, picks, z0s, z1s = _picked_pairs(query, pairs)
     graph = lg.lattice_paths(metric, query, cells=256)
@@ -435,6 +441,7 @@ def versus_default(model: str, pairs: str) -> dict:
             metric,
             jnp.asarray(query),
             pairs=np.stack([rows[picks], cols[picks]], axis=1),
+            init=init,
             progress=False,
         )
     default = score.fine_lengths(metric, *ends, np.asarray(result.curves.params))
@@ -442,6 +449,7 @@ def versus_default(model: str, pairs: str) -> dict:
     return {
         "model": model,
         "pairs": len(picks),
+        "candidate": candidate,
         "default_vs_dense": _excess(default, dense),
         "min_percent": float(np.min(excess)),
         "share_below_by_over_0.1_percent": float(np.mean(excess < -0.1)),
@@ -462,6 +470,7 @@ def main():
     parser.add_argument("--separation", type=float, default=0.1)
     parser.add_argument("--slack", type=float, default=0.01)
     parser.add_argument("--cells", type=int, default=256)
+    parser.add_argument("--candidate", choices=sorted(CANDIDATES), default="default")
     args = parser.parse_args()
     if args.routes:
         report = routes(args.model, args.pairs, args.separation, args.slack)
@@ -477,9 +486,11 @@ def main():
         path.write_text(json.dumps(report, indent=1))
         return
     if args.versus_default:
-        report = versus_default(args.model, args.pairs)
+        report = versus_default(args.model, args.pairs, args.candidate)
         print(json.dumps(report), flush=True)
-        path = RESULTS / f"global_{args.model}_{args.pairs}_versus_default.json"
+        suffix = "" if args.candidate == "default" else f"_{args.candidate}"
+        name = f"global_{args.model}_{args.pairs}_versus_default{suffix}.json"
+        path = RESULTS / name
         path.write_text(json.dumps(report, indent=1))
         return
     if args.rough_steps:

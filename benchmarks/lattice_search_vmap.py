@@ -1,5 +1,5 @@
 """`LatticeSearch` in lockstep: `jax.vmap` batches of a single `geodesic` with
-the lattice check of the time issue 15 was filed (`default_cost.ISSUE_CHECK`),
+the lattice check of the time issue 15 was filed (`pipelines.ISSUE_CHECK`),
 as the issue-time all-pairs pipeline solved them.
 
 Solves batches of 64 of the 4,950 pairs of a 2-D model's query points (the
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import models
 import numpy as np
-from default_cost import ISSUE_CHECK
+from pipelines import ISSUE_CHECK
 
 import latentgeo as lg
 

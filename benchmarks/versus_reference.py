@@ -15,7 +15,7 @@ and scores each curve by its length on 1,025 points in float64
 - `refined-no-restart`, `refined-no-straight`: the default without its
   probed restart, or without its probed (screened) straight line;
 - `issue`: the default when issue 15 was filed
-  (`default_cost.issue_pipeline`: a 256-cell lattice start, that day's
+  (`pipelines.issue_pipeline`: a 256-cell lattice start, that day's
   lattice check), the base of the issue's cost target;
 - `refined-256`: the default refined on 64-segment curves with 256 energy
   points rather than 128.
@@ -43,7 +43,7 @@ import models
 import numpy as np
 import reference
 import score
-from default_cost import issue_pipeline
+from pipelines import issue_pipeline, without_straight_line
 
 import latentgeo as lg
 
@@ -68,11 +68,7 @@ def _methods() -> dict:
                 )
             )
         ),
-        "refined-no-straight": dict(
-            init=lg.Refined(
-                lg.ShortestOf(lg.TwoRoutes(), lg.Probed(lg.ConstantSpeedStart()))
-            )
-        ),
+        "refined-no-straight": dict(init=without_straight_line()),
         "issue": dict(init=issue_init, **issue_options),
         "refined-256": dict(init=lg.Refined(search, lg.Discretisation(64, 256))),
     }
