@@ -9,9 +9,11 @@ seconds including its lattice, its probe and its compilation:
   lattice check of that time (`ISSUE_CHECK`: 32 cells up to 30 iterations,
   128 beyond) on `Discretisation()` (the 0.2 default);
 - `default`: today's default (no `init`);
-- with `--candidate no-straight`, also the default without its probed
-  (screened) straight line (`pipelines.without_straight_line`), the
-  candidate default measured against the issue's targets.
+- with `--candidate with-straight`, also the default until 2026-12-07,
+  with the probed (screened) straight line
+  (`pipelines.with_straight_line`); the runs of that day with
+  `--candidate no-straight` measured today's default as the candidate,
+  beside that one as `default` (`..._no-straight.json`).
 
 Reported for each run: CPU seconds per pair, median solver steps per pair,
 the default probe's decisions (for the default: first route, second route,
@@ -23,11 +25,11 @@ candidate / issue - 1); for a named candidate, also its cost and lengths
 against the default's (`ratio_to_default`; `candidate_against_default`:
 median, p99, max, and the shares of pairs more than 0.1% and 1% longer).
 Results go to `benchmarks/results/default_cost_<model>_<pairs>.json`
-(`..._<pairs>_no-straight.json` with the candidate).
+(`..._<pairs>_<candidate>.json` with a candidate).
 
     PYTHONPATH=src:benchmarks python benchmarks/default_cost.py vae-relu
     PYTHONPATH=src:benchmarks python benchmarks/default_cost.py relu \
-        --pairs 600 --candidate no-straight
+        --pairs 600 --candidate with-straight
 """
 
 import argparse

@@ -73,9 +73,11 @@ the check's thresholds were not chosen on. To
 run over the pairs) against the dense pipeline, both by
 `score.fine_lengths`, to
 `benchmarks/results/global_<model>_<pairs>_versus_default.json`; with
-`--candidate no-straight`, the default without its probed straight line
-(`pipelines.without_straight_line`), to
-`..._versus_default_no-straight.json`.
+`--candidate with-straight`, the default until 2026-12-07 with its probed
+straight line (`pipelines.with_straight_line`), to
+`..._versus_default_with-straight.json` (the runs of that day with
+`--candidate no-straight`, `..._versus_default_no-straight.json`, measured
+today's default as the candidate).
 
 `--resolution` (2-D, against the reference) instead solves the pairs from
 their lattice paths with the local solver at several curve resolutions and

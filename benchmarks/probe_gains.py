@@ -3,7 +3,8 @@ the data for the probe's rule (`latentgeo._probe`).
 
 Runs one `lg.pairwise_geodesics` over the union of the 600-pair sample
 (`reference.pair_sample`) and the probe of a whole 4,950-pair run, with the
-default's sources unprobed (every source solved on every pair): the first
+sources of the default until 2026-12-07 (`pipelines.with_straight_line`;
+today's has no straight line) unprobed (every source solved on every pair): the first
 lattice route, the second route, the screened straight line, the
 constant-speed restart and the refinement on 64 segments. Records, per source
 and pair, the length of the source's own geodesic (NaN where it had none),
@@ -43,7 +44,8 @@ def probe_of(num_pairs: int) -> np.ndarray:
 
 
 def unprobed_default() -> lg.Refined:
-    """The 2-D default start with every source solved on every pair."""
+    """The 2-D default start until 2026-12-07 with every source solved on
+    every pair."""
     search = lg.ShortestOf(
         lg.TwoRoutes(lg.LatticeStart(), probe_pairs=None),
         lg.Screened(lg.StraightStart()),

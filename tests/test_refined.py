@@ -62,11 +62,8 @@ def test_refinement_brings_a_relu_fold_geodesics_closer_to_snell():
     points = np.array([[-1.0, -0.8], [0.9, 0.7], [-0.3, -0.5]], default_float())
     pairs = np.array([[0, 1], [2, 1]])
     options = dict(pairs=pairs, progress=False)
-    search = lg.ShortestOf(  # the default's search, on 32 segments
-        lg.TwoRoutes(),
-        lg.Probed(lg.Screened(lg.StraightStart())),
-        lg.Probed(lg.ConstantSpeedStart()),
-    )
+    # the default's search, on 32 segments
+    search = lg.ShortestOf(lg.TwoRoutes(), lg.Probed(lg.ConstantSpeedStart()))
     coarse = lg.pairwise_geodesics(FOLD, points, init=search, **options)
     # The default refines this run's pairs: it is its own probe.
     refined = lg.pairwise_geodesics(FOLD, points, **options)

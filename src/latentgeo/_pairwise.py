@@ -101,11 +101,11 @@ def pairwise_geodesics(
       here is short for it). Default: in a 2-D latent space both routes of
       every pair on one lattice over the points' box
       ([`TwoRoutes()`][latentgeo.TwoRoutes]: every route, no data points
-      needed), then, each where the run's probe finds that it pays, the
-      straight line (screened by a brief solve), a restart at constant
-      speed and a last solve on 64-segment curves
-      (`Refined(ShortestOf(TwoRoutes(), Probed(Screened(StraightStart())),
-      Probed(ConstantSpeedStart())))`; without the refinement where
+      needed), then, each where the run's probe finds that it pays, a
+      restart at constant speed and a last solve on 64-segment curves
+      (`Refined(ShortestOf(TwoRoutes(), Probed(ConstantSpeedStart())))`;
+      add `Probed(Screened(StraightStart()))` to the search for the
+      straight line too; without the refinement where
       `discretisation` is given, so that the curves are of that
       discretisation); in more dimensions the shorter of
       the straight start and the path through the neighbour graph of
