@@ -443,8 +443,8 @@ class Probed(AbstractStart):
     probe: every pair is solved from every start. Used within
     [`ShortestOf`][latentgeo.ShortestOf]; the default start of
     [`pairwise_geodesics`][latentgeo.pairwise_geodesics] in two latent
-    dimensions probes the straight line and a constant-speed restart this way,
-    and [`Refined`][latentgeo.Refined] its refinement
+    dimensions probes a constant-speed restart this way, and
+    [`Refined`][latentgeo.Refined] its refinement
     (measured on the
     [performance page](../performance.md#the-probe-does-another-start-pay-on-this-run)).
 
@@ -517,9 +517,11 @@ class Screened(AbstractStart):
     ([`Probed`][latentgeo.Probed] of a screened start probes the screened
     solve). The default start of
     [`pairwise_geodesics`][latentgeo.pairwise_geodesics] in two latent
-    dimensions screens the straight line this way; what the screen keeps and
-    saves is measured on the
-    [performance page](../performance.md#the-screen-a-brief-solve-before-the-full-one).
+    dimensions screened the straight line this way until it dropped the
+    straight line; what the screen keeps and saves, and why the default no
+    longer solves the straight line, is measured on the
+    [performance page](../performance.md#the-screen-a-brief-solve-before-the-full-one)
+    ([without the straight line](../performance.md#without-the-straight-line)).
 
     **Arguments:**
 
