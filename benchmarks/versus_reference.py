@@ -23,6 +23,9 @@ and scores each curve by its length on 1,025 points in float64
 - `refined-256`: the default refined on 64-segment curves with 256 energy
   points rather than 128.
 
+Entries measured before 2026-12-08 refined with the run's solver
+(`Escalating`); `Refined`'s own solver, plain Levenberg–Marquardt, came then.
+
 CPU seconds per pair are process time of a whole run over the pairs (the
 second of two identical runs), so each pair pays its share of one lattice.
 Also reported: how often the reference's polishing of the default's curve

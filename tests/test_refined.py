@@ -107,5 +107,7 @@ def test_refined_wraps_the_whole_start():
         lg.Refined(lg.Refined(lg.TwoRoutes()))
     with pytest.raises(TypeError, match="Discretisation"):
         lg.Refined(lg.TwoRoutes(), discretisation=64)
+    with pytest.raises(TypeError, match="curve solver|parameter 'solver'"):
+        lg.Refined(lg.TwoRoutes(), solver="lm")
     with pytest.raises(ValueError, match="probe_pairs"):
         lg.Refined(lg.TwoRoutes(), probe_pairs=0)

@@ -122,7 +122,8 @@ def pairwise_geodesics(
       [`AutoSolver()`][latentgeo.AutoSolver] on
       [`Discretisation()`][latentgeo.Discretisation]. A
       [`Refined`][latentgeo.Refined] start's search uses these, and its
-      refinement (and so the result's curves) its own discretisation.
+      refinement its own solver and discretisation (and so the result's
+      curves are of the refinement's discretisation).
     - `batch_size`: pairs per chunk (64), rounded up to a multiple of the number
       of devices.
     - `progress`: show a progress bar (tqdm) over pairs.
@@ -400,18 +401,20 @@ def _refine(
     best: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Solve from `start` (each pair's shortest curve `best`, on the
-    refinement's curves) on the discretisation of the refinement `source`,
-    with the run's solver and energy, and keep the refined curve in `best`
-    where it is shorter. Returns the refinement's own per-pair results."""
-    solver, energy, _ = settings
+    refinement's curves) with the solver and on the discretisation of the
+    refinement `source`, with the run's energy, and keep the refined curve in
+    `best` where it is shorter. Returns the refinement's own per-pair
+    results."""
+    _, energy, _ = settings
+    refinement = refinement_of(source)
     refined = solve_chunk(
         placement,
         metric,
         *ends,
         placement.shard(start),
-        solver,
+        refinement.solver,
         energy,
-        refinement_of(source).discretisation,
+        refinement.discretisation,
         placement.shard(~np.isfinite(best["lengths"])),
     )
     bound = np.where(np.isnan(best["lengths"]), np.inf, best["lengths"])

@@ -24,7 +24,7 @@ from jaxtyping import Array, Float
 from ._curve import CubicSpline
 from ._discretisation import Discretisation
 from ._probe import ProbedSource, check_probe_settings, probed
-from ._solvers import AbstractCurveSolver
+from ._solvers import AbstractCurveSolver, AutoSolver, LevenbergMarquardt
 from ._starts import (
     AbstractStart,
     ConstantSpeedStart,
@@ -42,9 +42,10 @@ from ._starts import (
 class RefinementSource:
     """The refinement of a run, as one of its sources: its starting curves are
     each pair's shortest curve of the run's other sources, on the refinement's
-    curves (`upsampled`), solved on `discretisation`."""
+    curves (`upsampled`), solved with `solver` on `discretisation`."""
 
     discretisation: Discretisation
+    solver: AbstractCurveSolver
 
     def __call__(self, ids, rows, cols, best):
         return best
@@ -83,7 +84,7 @@ class Refined(AbstractStart):
 
     The run's starts are solved on the run's discretisation (the start's
     own by default); each pair's shortest curve is then re-expressed, exactly,
-    on `discretisation`'s curves and solved again with the run's solver, and
+    on `discretisation`'s curves and solved again with `solver`, and
     the shorter of the two is kept. The result's curves have
     `discretisation.num_segments` segments either way. Whether the
     refinement pays is measured on the run ([`Probed`][latentgeo.Probed]'s
@@ -101,6 +102,16 @@ class Refined(AbstractStart):
     - `discretisation`: the refinement's
       [`Discretisation`][latentgeo.Discretisation] (64 segments, 128 energy
       points); its `max_steps` caps the refinement's solve.
+    - `solver`: the refinement's solver; by default
+      `AutoSolver(least_squares=LevenbergMarquardt())`: plain
+      [`LevenbergMarquardt`][latentgeo.LevenbergMarquardt] where the energy
+      is a sum of squares in two latent dimensions (as the default's is), the
+      `AutoSolver`'s choice elsewhere. The refinement starts on the search's
+      geodesic, so it needs no second, robust attempt
+      ([`Escalating`][latentgeo.Escalating]'s): on the benchmark ReLU
+      decoder plain Levenberg–Marquardt refines to the same lengths at about
+      half the cost (measured on the
+      [performance page](../performance.md#the-refinements-solver)).
     - `probe_pairs`: pairs of the probe (128); `None` refines every pair.
     - `min_shorter`: probe pairs the refinement must shorten (by more than
       0.1%) for the rest of the run to be refined (2).
@@ -115,6 +126,7 @@ class Refined(AbstractStart):
 
     start: AbstractStart
     discretisation: Discretisation = Discretisation(64, 128)
+    solver: AbstractCurveSolver = AutoSolver(least_squares=LevenbergMarquardt())
     probe_pairs: int | None = eqx.field(static=True, default=128)
     min_shorter: int = eqx.field(static=True, default=2)
 
@@ -129,13 +141,18 @@ class Refined(AbstractStart):
                 "`Refined`'s `discretisation` must be an `lg.Discretisation`, got "
                 f"{type(self.discretisation).__name__}."
             )
+        if not isinstance(self.solver, AbstractCurveSolver):
+            raise TypeError(
+                "`Refined`'s `solver` must be a curve solver such as "
+                f"`lg.LevenbergMarquardt()`, got {type(self.solver).__name__}."
+            )
         check_probe_settings(self.probe_pairs, self.min_shorter)
 
     def sources(
         self, metric, points, pairs, num_segments, progress
     ) -> list[CurveSource]:
         inner = self.start.sources(metric, points, pairs, num_segments, progress)
-        refinement = RefinementSource(self.discretisation)
+        refinement = RefinementSource(self.discretisation, self.solver)
         return inner + [probed(refinement, self.probe_pairs, self.min_shorter)]
 
     def default_solver(self) -> AbstractCurveSolver:
