@@ -1,6 +1,7 @@
 """The refinement's solver: `Escalating` (the run's solver, the refinement's
 until 2026-12-08) against plain Levenberg–Marquardt (`lg.Refined`'s default
-since), on the same starting curves.
+since) and `Escalating` escalating after 10 fast steps rather than 30, on
+the same starting curves.
 
 On every pair the float64 reference has (`reference.py`), runs the search of
 the default of 2026-12-07 (both routes, the screened straight line and the
@@ -34,6 +35,7 @@ from latentgeo._refined import upsampled
 SOLVERS = {
     "escalating": lg.AutoSolver(least_squares=lg.Escalating()),
     "levenberg-marquardt": lg.AutoSolver(least_squares=lg.LevenbergMarquardt()),
+    "escalating-fast-10": lg.AutoSolver(least_squares=lg.Escalating(fast_steps=10)),
 }
 
 
