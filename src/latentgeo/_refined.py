@@ -110,7 +110,7 @@ class Refined(AbstractStart):
       geodesic, so it needs no second, robust attempt
       ([`Escalating`][latentgeo.Escalating]'s): on the benchmark ReLU
       decoder plain Levenberg–Marquardt refines to the same lengths at about
-      half the cost (measured on the
+      two thirds of the cost (measured on the
       [performance page](../performance.md#the-refinements-solver)).
     - `probe_pairs`: pairs of the probe (128); `None` refines every pair.
     - `min_shorter`: probe pairs the refinement must shorten (by more than
