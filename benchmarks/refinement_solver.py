@@ -10,8 +10,8 @@ on 64 segments (`latentgeo._refined.upsampled`, exact), and solves those
 curves on `Discretisation(64, 128)` with each solver (`lg.GivenCurves`,
 every pair refined, no probe). Reported per solver: CPU ms per pair of the
 refinement alone (the second of two identical runs), its median and p90
-steps, and the excess over the reference (median, p90, max, pairs over 1%)
-of the refined curves and of the shorter of refined and coarse (what
+steps, and the excess over the reference (`versus_reference.excess`) of
+the refined curves and of the shorter of refined and coarse (what
 `Refined` keeps), all scored by `score.fine_lengths`. Results go to
 `benchmarks/results/refinement_solver_<model>_<pairs>.json`.
 
@@ -20,14 +20,13 @@ of the refined curves and of the shorter of refined and coarse (what
 
 import argparse
 import json
-import time
-import warnings
 
 import jax.numpy as jnp
 import models
 import numpy as np
 import reference
 import score
+from versus_reference import excess, timed_run
 
 import latentgeo as lg
 from latentgeo._refined import upsampled
@@ -37,29 +36,6 @@ SOLVERS = {
     "levenberg-marquardt": lg.AutoSolver(least_squares=lg.LevenbergMarquardt()),
     "escalating-fast-10": lg.AutoSolver(least_squares=lg.Escalating(fast_steps=10)),
 }
-
-
-def _run(metric, query, pairs, **options):
-    """The run's result and CPU seconds per pair (second of two runs)."""
-    for _ in range(2):
-        start = time.process_time()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # unconverged pairs are scored too
-            result = lg.pairwise_geodesics(
-                metric, jnp.asarray(query), pairs=pairs, progress=False, **options
-            )
-        seconds = (time.process_time() - start) / len(pairs)
-    return result, seconds
-
-
-def _excess(lengths, truth) -> dict:
-    excess = 100 * (lengths / truth - 1)
-    return {
-        "median_percent": float(np.median(excess)),
-        "p90_percent": float(np.quantile(excess, 0.9)),
-        "max_percent": float(np.max(excess)),
-        "pairs_over_1_percent": int(np.sum(excess > 1)),
-    }
 
 
 def main():
@@ -78,7 +54,7 @@ def main():
         lg.Probed(lg.Screened(lg.StraightStart())),
         lg.Probed(lg.ConstantSpeedStart()),
     )
-    coarse, search_seconds = _run(metric, query, pairs, init=search)
+    coarse, search_seconds = timed_run(metric, query, pairs, init=search)
     coarse_lengths = score.fine_lengths(
         metric, z0, z1, np.asarray(coarse.curves.params)
     )
@@ -92,11 +68,11 @@ def main():
         "pairs": len(pairs),
         "search": {
             "cpu_seconds_per_pair": search_seconds,
-            "vs_reference": _excess(coarse_lengths, truth),
+            "vs_reference": excess(coarse_lengths, truth),
         },
     }
     for name, solver in SOLVERS.items():
-        refined, seconds = _run(
+        refined, seconds = timed_run(
             metric,
             query,
             pairs,
@@ -111,8 +87,8 @@ def main():
             "steps_median": float(np.median(steps)),
             "steps_p90": float(np.quantile(steps, 0.9)),
             "unconverged": int(np.sum(~np.asarray(refined.pair_converged))),
-            "refined_vs_reference": _excess(lengths, truth),
-            "kept_vs_reference": _excess(np.minimum(lengths, coarse_lengths), truth),
+            "refined_vs_reference": excess(lengths, truth),
+            "kept_vs_reference": excess(np.minimum(lengths, coarse_lengths), truth),
         }
         print(name, json.dumps(report[name]), flush=True)
     path = score.RESULTS / f"refinement_solver_{args.model}_{len(pairs)}.json"
