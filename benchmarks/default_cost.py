@@ -16,8 +16,8 @@ seconds including its lattice, its probe and its compilation:
   beside that one as `default` (`..._no-straight.json`).
 
 Reported for each run: CPU seconds per pair, median solver steps per pair,
-the default probe's decisions (for the default: first route, second route,
-screened straight line, restart, refinement; read from its checkpoint) and
+the probe's decisions (one per source, named in `pipelines.CANDIDATES`;
+read from the run's checkpoint) and
 the share of pairs it left unconverged. Then the candidate's (`candidate`:
 the default unless one is named) cost over `issue`'s (`ratio`; the issue's
 target: at most 2.5) and its lengths against `issue`'s (median, min, max of
